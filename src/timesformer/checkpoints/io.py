@@ -1,0 +1,147 @@
+"""Reading and writing checkpoint files safely.
+
+Nothing here unpickles code: safetensors files are read with ``safetensors``, and pickle-based
+files (the reference ``.pyth``, ``pytorch_model.bin``, timm ``.pth``) with
+``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers.
+Every write goes to a temporary file in the same folder that is then renamed, so an
+interrupted write never leaves a half-written checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from timesformer.errors import CheckpointError
+
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+HF_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def _fail(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {problem}")
+
+
+def is_safetensors(path: Path) -> bool:
+    """True if the file starts like a safetensors file (8-byte header length, then JSON)."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < n <= os.path.getsize(path) - 8
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the string metadata of a safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _fail(path, f"not a valid safetensors file (truncated or corrupt): {err}") from None
+    return tensors, meta
+
+
+def read_pickled(path: Path) -> Any:
+    """A ``torch.save``/pickle file loaded with ``weights_only=True`` (no code is run)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _fail(
+            path,
+            "refused: the file holds Python objects other than tensors and plain containers, "
+            f"and loading it could run code ({first})",
+        ) from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, struct.error) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _fail(path, f"not a readable checkpoint (truncated or corrupt): {msg}") from None
+
+
+def read_tensor_file(path: Path) -> tuple[Any, dict[str, str]]:
+    """Load one weights file of any supported kind: (object, safetensors metadata or {})."""
+    if not path.exists():
+        raise _fail(path, "no such file or folder")
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty")
+    if is_safetensors(path):
+        return read_safetensors(path)
+    return read_pickled(path), {}
+
+
+def read_hf_folder(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A Hugging Face model folder: (state dict with HF names, config.json as a dict)."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise _fail(path, "a folder checkpoint needs a config.json (Hugging Face layout)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _fail(config_file, f"not valid JSON: {err}") from None
+    for name in HF_WEIGHT_FILES:
+        if (path / name).is_file():
+            obj, _ = read_tensor_file(path / name)
+            return _tensor_dict(obj, path / name), config
+    for name in HF_INDEX_FILES:
+        index = path / name
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise _fail(index, f"not a valid weight index: {err}") from None
+            state: dict[str, torch.Tensor] = {}
+            for shard in shards:
+                obj, _ = read_tensor_file(path / shard)
+                state.update(_tensor_dict(obj, path / shard))
+            return state, config
+    raise _fail(path, f"no weights found (expected one of {', '.join(HF_WEIGHT_FILES)})")
+
+
+def _tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise _fail(path, "expected a flat mapping of names to tensors")
+    return obj
+
+
+# ---------------------------------------------------------------------- writing
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` and move ``tmp`` onto ``path`` once it has succeeded."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def write_safetensors(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,304 @@
+"""Loading any checkpoint users have into a TimeSformer.
+
+Recognised sources (spotted by their layout and key names, never by file extension):
+
+- ``timesformer``: this project's safetensors file, with the model config in its header;
+- ``reference``: the authors' ``.pyth``/``.pth`` (``{"model_state": {"model.…": …}, "cfg": …}``);
+- ``hf``: a Hugging Face folder (config.json + weights) or a weights file with ``timesformer.`` keys;
+- ``vit``: an image ViT in timm naming (ImageNet initialisation, SPEC section 2), for any scheme.
+
+Position and time embeddings are resized to the model's grid and frame count; a head of another
+class count is replaced by a fresh one.  Every key that is not loaded, or that the model expects
+and the checkpoint lacks, is reported; in strict mode (the default) anything not explained by
+those rules is an error, and the model is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from timesformer.checkpoints import keys as K
+from timesformer.checkpoints.hf import config_from_hf
+from timesformer.checkpoints.io import read_hf_folder, read_tensor_file
+from timesformer.checkpoints.save import FORMAT_NAME, unwrap
+from timesformer.config import ModelConfig
+from timesformer.errors import CheckpointError, ConfigError
+from timesformer.layers import resize_pos_embed, resize_time_embed
+from timesformer.model import TimeSformer
+
+log = logging.getLogger("timesformer")
+
+_REFERENCE_ATTENTION = {"divided_space_time": "divided", "joint_space_time": "joint",
+                        "space_only": "space"}  # fmt: skip
+
+
+@dataclass
+class Source:
+    """A checkpoint read from disk, in project key names."""
+
+    kind: str
+    state: dict[str, Tensor]
+    config: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] | None = None
+
+
+@dataclass
+class LoadReport:
+    """What ``load_checkpoint`` did with each key."""
+
+    path: str
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    resized: list[str] = field(default_factory=list)
+    initialised: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.path}: {self.source} checkpoint, {len(self.loaded)} tensors loaded"]
+        for label, items in (("resized", self.resized), ("copied", self.copied),
+                             ("freshly initialised", self.initialised),
+                             ("missing", self.missing), ("unexpected", self.unexpected)):  # fmt: skip
+            if items:
+                parts.append(f"{label}: {_short(items)}")
+        return "; ".join(parts)
+
+
+def _short(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------------- reading
+def read_checkpoint(path: str | Path) -> Source:
+    """Read a checkpoint file or folder and identify its family."""
+    path = Path(path)
+    if path.is_dir():
+        state, hf_cfg = read_hf_folder(path)
+        cfg, names = config_from_hf(hf_cfg, path)
+        return Source("hf", K.from_hf(state), cfg, names)
+    obj, meta = read_tensor_file(path)
+
+    if meta.get("format") == FORMAT_NAME:
+        try:
+            cfg = json.loads(meta["config"])
+            names = json.loads(meta["class_names"]) if "class_names" in meta else None
+        except (KeyError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path}: damaged timesformer metadata ({err})") from None
+        return Source(FORMAT_NAME, obj, cfg, names)
+
+    if isinstance(obj, dict) and isinstance(obj.get("model_state"), dict):
+        state = K.strip_prefix(_tensors(obj["model_state"], path), K.REFERENCE_PREFIX)
+        cfg = _reference_cfg(obj.get("cfg"))
+        cfg.setdefault("attention", K.infer_attention(set(state)))
+        return Source("reference", state, cfg)
+
+    # Generic wrappers used by timm, DeiT and training scripts.
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "module"):
+            if isinstance(obj.get(key), dict) and not isinstance(obj.get(key), Tensor):
+                obj = obj[key]
+                break
+    state = _tensors(obj, path)
+    for prefix in ("module.", "_orig_mod."):
+        state = K.strip_prefix(state, prefix)
+    if K.is_hf(state):
+        return Source("hf", K.from_hf(state))
+    if "blocks.0.attn.qkv.weight" not in state or "patch_embed.proj.weight" not in state:
+        raise CheckpointError(
+            f"{path}: not a TimeSformer or ViT checkpoint (found keys such as {_short(sorted(state), 4)})"
+        )
+    keys = set(state)
+    has_time = "time_embed" in keys or any("temporal_" in k or "local_" in k for k in keys)
+    if not has_time:
+        return Source("vit", state)
+    return Source("reference", state, {"attention": K.infer_attention(keys)})
+
+
+def _tensors(obj: Any, path: Path) -> dict[str, Tensor]:
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(f"{path}: not a checkpoint (no mapping of names to tensors)")
+    state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not state:
+        raise CheckpointError(f"{path}: not a checkpoint (the mapping holds no tensors)")
+    return state
+
+
+def _reference_cfg(text: Any) -> dict[str, Any]:
+    """Model fields from the reference's YAML config string, where it has them."""
+    if not isinstance(text, str):
+        return {}
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(cfg, dict):
+        return {}
+    out: dict[str, Any] = {}
+    attention = (cfg.get("TIMESFORMER") or {}).get("ATTENTION_TYPE")
+    if attention in _REFERENCE_ATTENTION:
+        out["attention"] = _REFERENCE_ATTENTION[attention]
+    return out
+
+
+# ---------------------------------------------------------------------- adapting
+def _config_for(src: Source, overrides: dict[str, Any], path: Path) -> ModelConfig:
+    fields = {**K.infer_arch(src.state), **src.config}
+    if src.kind == "vit":
+        fields.pop("num_frames", None)
+        fields.setdefault("attention", "divided")
+    fields.update(overrides)
+    try:
+        return ModelConfig.from_dict(fields)
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: cannot build a model from this checkpoint: {err}") from None
+
+
+def _adapt(src: Source, model: TimeSformer, report: LoadReport) -> dict[str, Tensor]:
+    """Rename, expand and resize ``src.state`` into the model's keys (no model changes yet)."""
+    cfg = model.config
+    target = model.state_dict()
+    state = dict(src.state)
+
+    if src.kind == "vit":
+        # ImageNet init: every patch-only step starts from the image attention (SPEC 2).
+        for block_idx, block in enumerate(model.blocks):
+            for step, _, _, _ in block.extra_step_modules():
+                for part in ("norm1", "attn.qkv", "attn.proj"):
+                    for param in ("weight", "bias"):
+                        src_key = f"blocks.{block_idx}.{part}.{param}"
+                        dst_key = f"blocks.{block_idx}.{step}_{part}.{param}"
+                        if src_key in state and dst_key in target and dst_key not in state:
+                            state[dst_key] = state[src_key]
+                            report.copied.append(dst_key)
+        # Heads of image models (e.g. pre_logits, fc_norm) that a TimeSformer has no use for.
+        for extra in [k for k in state if k not in target and k.startswith(("pre_logits", "fc_norm"))]:
+            state.pop(extra)
+            report.unexpected.append(extra)
+
+    g = cfg.grid_size
+    if "pos_embed" in state and state["pos_embed"].shape != target["pos_embed"].shape:
+        pos = state["pos_embed"]
+        n = pos.shape[1] - 1
+        side = int(round(n**0.5))
+        if pos.ndim != 3 or side * side != n or pos.shape[-1] != cfg.embed_dim:
+            raise CheckpointError(f"{report.path}: pos_embed of shape {tuple(pos.shape)} cannot be resized")
+        state["pos_embed"] = resize_pos_embed(pos, (g, g), (side, side), cfg.pos_interp)
+        report.resized.append(f"pos_embed {side}x{side}->{g}x{g}")
+    if "time_embed" in state and "time_embed" in target:
+        te = state["time_embed"]
+        if te.shape != target["time_embed"].shape and te.ndim == 3 and te.shape[-1] == cfg.embed_dim:
+            state["time_embed"] = resize_time_embed(te, cfg.num_frames, cfg.pos_interp)
+            report.resized.append(f"time_embed {te.shape[1]}->{cfg.num_frames} frames")
+
+    for key in ("head.weight", "head.bias"):
+        if key in state and state[key].shape != target[key].shape:
+            state.pop(key)
+            report.initialised.append(
+                f"{key} (checkpoint has {src.state[key].shape[0]} classes, model {cfg.num_classes})"
+            )
+    return state
+
+
+def _expected_missing(src: Source, model: TimeSformer, key: str) -> bool:
+    """Keys a source legitimately lacks: the model's fresh initialisation is the right value."""
+    if key.startswith("head."):
+        return False  # reported via ``initialised`` when dropped on purpose
+    if src.kind == "vit":
+        # time embedding and the zero-initialised extra-step linears
+        return key == "time_embed" or any(
+            f".{step}_fc." in key for step in type(model.blocks[0]).extra_steps
+        )
+    return False
+
+
+def load_into(src: Source, model: TimeSformer, path: Path, strict: bool = True) -> LoadReport:
+    """Load an already-read checkpoint into ``model``; see ``load_checkpoint``."""
+    report = LoadReport(str(path), src.kind)
+    state = _adapt(src, model, report)
+    target = model.state_dict()
+    mismatched = [
+        f"{k} (checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)})"
+        for k, v in state.items()
+        if k in target and v.shape != target[k].shape
+    ]
+    if mismatched:
+        raise CheckpointError(f"{path}: shapes do not fit the model: {_short(mismatched, 4)}")
+    report.unexpected += sorted(k for k in state if k not in target)
+    dropped_head = any(s.startswith("head.") for s in report.initialised)
+    for k in sorted(target):
+        if k in state:
+            continue
+        if _expected_missing(src, model, k):
+            report.initialised.append(k)
+        elif not (dropped_head and k.startswith("head.")):
+            report.missing.append(k)
+    if strict and (report.missing or report.unexpected):
+        problems = []
+        if report.missing:
+            problems.append(f"missing keys: {_short(report.missing)}")
+        if report.unexpected:
+            problems.append(f"unexpected keys: {_short(report.unexpected)}")
+        raise CheckpointError(
+            f"{path}: does not fit a {model.config.attention} model ({'; '.join(problems)}); "
+            "pass strict=False to load what fits"
+        )
+    with torch.no_grad():
+        for k, v in state.items():
+            if k in target:
+                target[k].copy_(v.to(target[k].dtype))
+                report.loaded.append(k)
+    if dropped_head:
+        model.reset_classifier(model.config.num_classes)
+    if src.class_names is not None and len(src.class_names) == model.config.num_classes:
+        model.class_names = list(src.class_names)
+    log.info(report.summary())
+    return report
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: nn.Module | None = None,
+    *,
+    strict: bool = True,
+    **overrides: Any,
+) -> TimeSformer:
+    """Load a checkpoint of any supported family.
+
+    Args:
+        path: a file (``.safetensors``, ``.pyth``, ``.pth``, ``.bin``) or a Hugging Face folder.
+        model: load into this model; when None, a model is built from the checkpoint's own
+            config (or its tensor shapes), with ``overrides`` applied.
+        strict: raise ``CheckpointError`` on any key that neither loads nor is explained
+            (position/time resize, new head, ImageNet initialisation); otherwise report it.
+        **overrides: ``ModelConfig`` fields for the built model, e.g. ``num_frames=16``,
+            ``img_size=448``, ``num_classes=10``, ``attention="axial"`` (for an image ViT).
+
+    Returns:
+        The model, with ``model.load_report`` (a ``LoadReport``) and ``model.class_names`` set.
+    """
+    path = Path(path)
+    src = read_checkpoint(path)
+    if model is None:
+        built = TimeSformer(_config_for(src, overrides, path))
+    else:
+        if overrides:
+            raise ConfigError(
+                f"overrides {', '.join(sorted(overrides))} only apply when the model is built "
+                "from the checkpoint (model=None)"
+            )
+        built = unwrap(model)
+        if not isinstance(built, TimeSformer):
+            raise ConfigError(f"expected a TimeSformer model, got {type(built).__name__}")
+    report = load_into(src, built, path, strict=strict)
+    built.load_report = report
+    return built

@@ -1,0 +1,87 @@
+"""Writing checkpoints: the project's own format and the reference layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from timesformer.checkpoints.io import write_atomic, write_safetensors
+from timesformer.checkpoints.keys import REFERENCE_PREFIX
+from timesformer.errors import CheckpointError
+
+FORMAT_NAME = "timesformer"
+FORMAT_VERSION = "1"
+_REFERENCE_ATTENTION = {"divided": "divided_space_time", "joint": "joint_space_time",
+                        "space": "space_only"}  # fmt: skip
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def save_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    class_names: list[str] | None = None,
+    format: str = FORMAT_NAME,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Save a model's weights and config.
+
+    Args:
+        model: a ``TimeSformer`` (DDP and compiled wrappers are unwrapped).
+        path: the file to write (atomically: a crash never leaves half a file).
+        class_names: stored with the weights (default: ``model.class_names``).
+        format: ``"timesformer"`` (safetensors + config, the default) or ``"reference"`` (the
+            authors' ``.pyth`` layout, loadable by their code; space, joint and divided only).
+        metadata: extra string entries stored in the safetensors header.
+    """
+    model = unwrap(model)
+    path = Path(path)
+    cfg = model.config
+    names = class_names if class_names is not None else getattr(model, "class_names", None)
+    if names is not None and len(names) != cfg.num_classes:
+        raise CheckpointError(f"{len(names)} class names given for {cfg.num_classes} classes")
+    state = model.state_dict()
+    if format == FORMAT_NAME:
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "config": json.dumps(cfg.to_dict()),
+            **({"class_names": json.dumps(list(names))} if names is not None else {}),
+            **(metadata or {}),
+        }
+        write_safetensors(path, state, meta)
+    elif format == "reference":
+        if cfg.attention not in _REFERENCE_ATTENTION:
+            raise CheckpointError(
+                f"the reference code has no {cfg.attention!r} attention; save it in the "
+                "timesformer format instead"
+            )
+        ref_cfg = {
+            "TIMESFORMER": {"ATTENTION_TYPE": _REFERENCE_ATTENTION[cfg.attention]},
+            "DATA": {"NUM_FRAMES": cfg.num_frames, "TRAIN_CROP_SIZE": cfg.img_size,
+                     "TEST_CROP_SIZE": cfg.img_size},  # fmt: skip
+            "MODEL": {"NUM_CLASSES": cfg.num_classes, "ARCH": "vit",
+                      "MODEL_NAME": "vit_base_patch16_224"},  # fmt: skip
+        }
+        blob = {
+            "epoch": 0,
+            "model_state": {REFERENCE_PREFIX + k: v.detach().cpu().clone() for k, v in state.items()},
+            "optimizer_state": {},
+            "cfg": yaml.safe_dump(ref_cfg),
+        }
+        write_atomic(path, lambda tmp: torch.save(blob, tmp))
+    else:
+        raise CheckpointError(f"unknown checkpoint format {format!r} (timesformer or reference)")
+    return path

@@ -1,0 +1,105 @@
+"""The frozen model configuration, stored inside every checkpoint the project writes."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from timesformer.errors import ConfigError
+
+_INTERP_MODES = ("nearest", "bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a TimeSformer; defaults are TimeSformer-Base (8 x 224).
+
+    ``num_frames`` and ``img_size`` are the sizes the embeddings are stored at; the model runs at
+    any other frame count and resolution by resizing them (``pos_interp``).
+    ``time_embed_std`` is 0 in the reference (zeros); a from-scratch run may break the time
+    symmetry with a random start.
+    """
+
+    attention: str = "divided"
+    num_classes: int = 400
+    num_frames: int = 8
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.1
+    attn_drop_rate: float = 0.0
+    layer_norm_eps: float = 1e-6
+    pos_interp: str = "nearest"
+    time_embed_std: float = 0.0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        from timesformer.schemes import ATTENTION_SCHEMES
+
+        if self.attention not in ATTENTION_SCHEMES:
+            raise ConfigError(
+                f"unknown attention scheme {self.attention!r}; choose one of "
+                f"{', '.join(ATTENTION_SCHEMES)}"
+            )
+        for key in ("num_classes", "num_frames", "img_size", "patch_size", "in_chans",
+                    "embed_dim", "depth", "num_heads"):  # fmt: skip
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if self.img_size % self.patch_size:
+            raise ConfigError(
+                f"img_size {self.img_size} is not divisible by patch_size {self.patch_size}"
+            )
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(
+                f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}"
+            )
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        if self.pos_interp not in _INTERP_MODES:
+            raise ConfigError(f"pos_interp must be one of {_INTERP_MODES}, got {self.pos_interp!r}")
+        if self.mlp_ratio <= 0:
+            raise ConfigError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side of a frame at ``img_size``."""
+        return self.img_size // self.patch_size
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a dict; an unknown key or a value of the wrong type is a ``ConfigError``."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown model config key(s): {', '.join(unknown)}")
+        clean: dict[str, Any] = {}
+        for key, value in data.items():
+            default = getattr(cls, key)
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                value = float(value) if ok else value
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise ConfigError(
+                    f"model config key {key!r} expects {type(default).__name__}, got {value!r}"
+                )
+            clean[key] = value
+        return cls(**clean)

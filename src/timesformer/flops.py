@@ -1,0 +1,37 @@
+"""Parameter and multiply-accumulate counts, as the paper reports them."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from timesformer.config import ModelConfig
+from timesformer.model import TimeSformer
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Number of parameters (all of them, trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(
+    config: ModelConfig,
+    num_frames: int | None = None,
+    img_size: int | None = None,
+    batch: int = 1,
+) -> int:
+    """Multiply-accumulates of one forward pass of one view (matrix products and convolutions).
+
+    The model is built on the meta device (no memory, no arithmetic) and run with the plain
+    attention path: the flop counter sees 0 FLOPs in the fused CPU kernel (SPEC section 5).
+    """
+    t = num_frames or config.num_frames
+    s = img_size or config.img_size
+    with torch.device("meta"):
+        model = TimeSformer(config).eval()
+        x = torch.empty(batch, config.in_chans, t, s, s)
+    model.set_fused_attention(False)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2

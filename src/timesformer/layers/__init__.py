@@ -1,0 +1,17 @@
+"""Building blocks shared by every attention scheme."""
+
+from timesformer.layers.attention import Attention, set_fused_attention
+from timesformer.layers.drop import DropPath
+from timesformer.layers.mlp import Mlp
+from timesformer.layers.patch_embed import PatchEmbed
+from timesformer.layers.pos_embed import resize_pos_embed, resize_time_embed
+
+__all__ = [
+    "Attention",
+    "DropPath",
+    "Mlp",
+    "PatchEmbed",
+    "resize_pos_embed",
+    "resize_time_embed",
+    "set_fused_attention",
+]

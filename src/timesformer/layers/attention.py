@@ -1,0 +1,70 @@
+"""Multi-head self-attention over groups of tokens.
+
+Every attention scheme reduces to this layer: the scheme regroups the clip's tokens into G
+independent sequences of length L, and this layer attends within each sequence.  Nothing here
+knows about space or time, and no N x N mask is ever built.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Attention(nn.Module):
+    """Fused-qkv multi-head attention, the reference's ``Attention`` with the same key names.
+
+    Args:
+        dim: token width D.
+        num_heads: heads; D must divide evenly.
+        qkv_bias: bias on the fused q, k, v projection (the reference has it).
+        attn_drop: dropout on the attention weights (training only).
+
+    ``fused`` selects ``F.scaled_dot_product_attention`` (the default) or the plain softmax path,
+    which is kept to check the fused one and to expose the attention weights: when
+    ``keep_attention`` is set, the plain path stores them in ``last_attention`` (G, heads, L, L).
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.attn_drop = attn_drop
+        self.fused = True
+        self.keep_attention = False
+        self.last_attention: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(G, L, D) -> (G, L, D)."""
+        g, l, d = x.shape
+        # (G, L, 3D) -> (3, G, heads, L, head_dim): q, k, v in the reference's order.
+        qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        drop = self.attn_drop if self.training else 0.0
+        if self.fused and not self.keep_attention:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        else:
+            attn = (q @ k.transpose(-2, -1)) * self.scale  # (G, heads, L, L)
+            attn = attn.softmax(dim=-1)
+            if self.keep_attention:
+                self.last_attention = attn.detach()
+            if drop:
+                attn = F.dropout(attn, drop)
+            out = attn @ v
+        out = out.transpose(1, 2).reshape(g, l, d)
+        return self.proj(out)
+
+
+def set_fused_attention(module: nn.Module, fused: bool) -> None:
+    """Switch every ``Attention`` inside ``module`` between the fused and the plain path."""
+    for m in module.modules():
+        if isinstance(m, Attention):
+            m.fused = fused

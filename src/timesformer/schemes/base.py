@@ -1,0 +1,146 @@
+"""What every attention scheme shares: the registry and the multi-step block.
+
+A block of a multi-step scheme (divided, local-global, axial) runs attention *steps* in order.
+Each step regroups the patch tokens into G independent sequences, attends within each, and
+puts the result back in token order.  Every step before the last one sees the patch tokens only
+and is followed by its own D x D linear (``{step}_fc``, zero at initialisation, as the
+reference's ``temporal_fc``).  The last step uses the ViT names (``norm1``, ``attn``): the cls
+token is copied in front of each of its groups, and the G outputs of those copies are averaged
+into one cls residual.  An MLP step (``norm2``, ``mlp``) ends the block.
+
+Token layout between blocks (every scheme except space): (B, 1 + N*T, D) with the cls token
+first and the patches space-major, time-minor, index = 1 + (h*W' + w)*T + t, as the reference.
+The patch part is therefore viewable as (B, H', W', T, D) without a copy.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from timesformer.layers import Attention, DropPath, Mlp
+
+SCHEMES: dict[str, type[SchemeBlock]] = {}
+
+
+class Grid(NamedTuple):
+    """The token grid of a clip: frames and patches per column and row."""
+
+    t: int
+    h: int
+    w: int
+
+    @property
+    def n(self) -> int:
+        """Patches per frame."""
+        return self.h * self.w
+
+
+def register_scheme(cls: type[SchemeBlock]) -> type[SchemeBlock]:
+    """Class decorator: makes a scheme available by its ``name``."""
+    if cls.name in SCHEMES:
+        raise ValueError(f"attention scheme {cls.name!r} registered twice")
+    SCHEMES[cls.name] = cls
+    return cls
+
+
+class SchemeBlock(nn.Module):
+    """One transformer block of a scheme; subclasses define the grouping of each step.
+
+    Subclasses set ``name``, ``extra_steps`` (names of the patch-only steps before the last one)
+    and implement ``group``/``ungroup`` for each step name and for ``"last"``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    uses_time_embed: ClassVar[bool] = True
+    extra_steps: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        attn_drop: float = 0.0,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        # Registered as flat attributes so that keys read ``blocks.i.temporal_attn.qkv.weight``.
+        for step in self.extra_steps:
+            setattr(self, f"{step}_norm1", nn.LayerNorm(dim, eps=eps))
+            setattr(self, f"{step}_attn", Attention(dim, num_heads, qkv_bias, attn_drop))
+            setattr(self, f"{step}_fc", nn.Linear(dim, dim))
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    # ----------------------------------------------------------------- what a scheme defines
+    def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
+        """Patch tokens (B, N*T, D) in token order -> (B*G, L, D) sequences for ``step``."""
+        raise NotImplementedError
+
+    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+        """Inverse of ``group``: (B*G, L, D) -> (B, N*T, D) in token order."""
+        raise NotImplementedError
+
+    @classmethod
+    def check_grid(cls, grid: Grid) -> None:
+        """Raise ``ConfigError`` if the scheme cannot run on this grid."""
+
+    # ----------------------------------------------------------------- shared machinery
+    def extra_step_modules(self) -> list[tuple[str, nn.Module, Attention, nn.Module]]:
+        """(step name, norm, attention, fc) of each patch-only step, in order."""
+        return [
+            (s, getattr(self, f"{s}_norm1"), getattr(self, f"{s}_attn"), getattr(self, f"{s}_fc"))
+            for s in self.extra_steps
+        ]
+
+    def forward(self, x: Tensor, grid: Grid) -> Tensor:
+        """(B, 1 + N*T, D) -> (B, 1 + N*T, D)."""
+        b, _, d = x.shape
+        cls_tok, p = x[:, :1], x[:, 1:]
+        for step, norm, attn, fc in self.extra_step_modules():
+            res = self.drop_path(attn(norm(self.group(step, p, grid))))
+            p = p + fc(self.ungroup(step, res, grid, b))
+
+        seqs = self.group("last", p, grid)  # (B*G, L, D)
+        g = seqs.shape[0] // b
+        cls_copies = cls_tok.expand(b, g, d).reshape(b * g, 1, d)
+        res = self.drop_path(self.attn(self.norm1(torch.cat((cls_copies, seqs), dim=1))))
+        cls_res = res[:, 0].reshape(b, g, d).mean(dim=1, keepdim=True)
+        p_res = self.ungroup("last", res[:, 1:], grid, b)
+
+        x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    # ----------------------------------------------------------------- clip layout hooks
+    @classmethod
+    def pack(cls, cls_tok: Tensor, patches: Tensor) -> Tensor:
+        """Embedded tokens -> the layout the blocks run on.
+
+        Args:
+            cls_tok: (B, 1, D) the cls token plus its position embedding.
+            patches: (B, T, H', W', D) patch tokens with every embedding added.
+        Returns:
+            (B, 1 + N*T, D), patches space-major, time-minor.
+        """
+        b, t, h, w, d = patches.shape
+        p = patches.permute(0, 2, 3, 1, 4).reshape(b, h * w * t, d)
+        return torch.cat((cls_tok, p), dim=1)
+
+    @classmethod
+    def pool(cls, x: Tensor, grid: Grid) -> Tensor:
+        """Final tokens -> the clip's cls token (B, D), before the last LayerNorm."""
+        return x[:, 0]
+
+    @classmethod
+    def patch_tokens(cls, x: Tensor, grid: Grid) -> Tensor:
+        """Final tokens -> patch tokens (B, T, H', W', D), for dense features and attention maps."""
+        b, _, d = x.shape
+        return x[:, 1:].reshape(b, grid.h, grid.w, grid.t, d).permute(0, 3, 1, 2, 4)

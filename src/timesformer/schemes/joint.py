@@ -1,0 +1,28 @@
+"""Joint space-time attention (ST): every token attends to every token of the clip."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from timesformer.schemes.base import Grid, SchemeBlock, register_scheme
+
+
+@register_scheme
+class JointBlock(SchemeBlock):
+    """One attention over all 1 + N*T tokens: O((NT)^2) work, but never an (NT)^2 matrix in
+    memory on the fused path."""
+
+    name = "joint"
+    description = "every token attends to every token of the clip"
+
+    def forward(self, x: Tensor, grid: Grid) -> Tensor:
+        """(B, 1 + N*T, D) -> (B, 1 + N*T, D); the cls token is simply one more token."""
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
+        return p
+
+    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+        return y
+

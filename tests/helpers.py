@@ -1,0 +1,32 @@
+"""Helpers shared by the tests: tiny models and random clips."""
+
+from __future__ import annotations
+
+import torch
+
+import timesformer
+
+SCHEMES = timesformer.ATTENTION_SCHEMES
+
+
+def tiny(attention: str = "divided", **kw) -> timesformer.TimeSformer:
+    """A 2-block width-32 model for 4 frames of 16x16 (4x4 patches of 4 px), in eval mode."""
+    kw.setdefault("num_classes", 5)
+    return timesformer.create_model("timesformer_tiny", attention=attention, **kw).eval()
+
+
+def randomize(model: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch.nn.Module:
+    """Overwrite every parameter with noise (norm scales around 1), so that the parts that start
+    at zero (time embedding, extra-step linears) take part in what a test checks."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen) * std
+            is_scale = name.endswith("weight") and p.ndim == 1
+            p.copy_(noise + 1.0 if is_scale else noise)
+    return model
+
+
+def clip(b: int = 2, t: int = 4, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
+    """A random (B, 3, T, H, W) clip."""
+    return torch.randn(b, 3, t, h, w, generator=torch.Generator().manual_seed(seed))

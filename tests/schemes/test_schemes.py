@@ -1,0 +1,138 @@
+"""Every attention scheme: shapes, gradients, fused vs plain, checkpointing, other sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import clip, randomize, tiny
+
+import timesformer
+from timesformer.errors import ConfigError
+from timesformer.schemes import SCHEMES
+
+
+def test_registry_lists_the_five_schemes_of_the_paper():
+    assert timesformer.ATTENTION_SCHEMES == ("space", "joint", "divided", "local_global", "axial")
+    assert set(SCHEMES) == set(timesformer.ATTENTION_SCHEMES)
+
+
+def test_output_shape_and_finite(scheme):
+    model = tiny(scheme, num_classes=7)
+    out = model(clip(b=3))
+    assert out.shape == (3, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_every_parameter_receives_a_gradient(scheme):
+    model = randomize(tiny(scheme)).train()
+    model(clip()).logsumexp(-1).sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+
+
+def test_reference_init_zeroes_time_embedding_and_extra_step_linears(scheme):
+    model = tiny(scheme)
+    if model.time_embed is not None:
+        assert torch.count_nonzero(model.time_embed) == 0
+    for block in model.blocks:
+        for _, _, _, fc in block.extra_step_modules():
+            assert torch.count_nonzero(fc.weight) == 0 and torch.count_nonzero(fc.bias) == 0
+
+
+def test_fused_and_plain_attention_agree(scheme):
+    model = randomize(tiny(scheme))
+    x = clip()
+    with torch.no_grad():
+        fused = model(x)
+        model.set_fused_attention(False)
+        plain = model(x)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_checkpointing_keeps_output_and_gradients(scheme):
+    x = clip()
+    grads = []
+    outs = []
+    for ckpt in (False, True):
+        model = randomize(tiny(scheme)).train()
+        model.set_grad_checkpointing(ckpt)
+        out = model(x)
+        out.sum().backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(outs[0], outs[1])
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+@pytest.mark.parametrize(("t", "h", "w"), [(2, 16, 16), (6, 16, 16), (4, 24, 32), (8, 8, 8)])
+def test_other_frame_counts_and_sizes(scheme, t, h, w):
+    model = randomize(tiny(scheme))
+    with torch.no_grad():
+        out = model(clip(b=2, t=t, h=h, w=w))
+    assert out.shape == (2, 5)
+    assert torch.isfinite(out).all()
+
+
+def test_runtime_resize_equals_a_model_built_for_that_size(scheme):
+    """Resizing at run time and resizing at load time are the same operation."""
+    small = randomize(tiny(scheme))
+    big = tiny(scheme, num_frames=8, img_size=32)
+    timesformer.checkpoints.load.load_into(
+        timesformer.checkpoints.load.Source("timesformer", small.state_dict()), big, "mem"
+    )
+    x = clip(b=1, t=8, h=32, w=32)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), big(x))
+
+
+def test_drop_path_only_in_training(scheme):
+    model = randomize(tiny(scheme, drop_path_rate=0.5))
+    x = clip()
+    with torch.no_grad():
+        a, b = model(x), model(x)
+        torch.testing.assert_close(a, b)
+        model.train()
+        torch.manual_seed(0)
+        c = model(x)
+        torch.manual_seed(1)
+        d = model(x)
+    assert not torch.allclose(c, d)
+
+
+def test_space_scheme_ignores_frame_order():
+    model = randomize(tiny("space"))
+    x = clip()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(x.flip(2)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("scheme_name", ["joint", "divided", "local_global", "axial"])
+def test_schemes_with_time_see_frame_order(scheme_name):
+    model = randomize(tiny(scheme_name))
+    x = clip()
+    with torch.no_grad():
+        assert not torch.allclose(model(x), model(x.flip(2)), atol=1e-4)
+
+
+def test_forward_features_is_the_pooled_embedding(scheme):
+    model = randomize(tiny(scheme))
+    x = clip()
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (2, 32)
+        torch.testing.assert_close(model.forward_head(feats), model(x))
+
+
+def test_local_global_needs_even_grid():
+    model = tiny("local_global")
+    with pytest.raises(ConfigError, match="even"):
+        model(clip(t=3))
+
+
+def test_bad_input_shapes_are_clear_errors():
+    model = tiny()
+    with pytest.raises(ConfigError, match="not divisible by the patch size"):
+        model(clip(h=18))
+    with pytest.raises(ConfigError, match=r"\(B, C, T, H, W\)"):
+        model(torch.zeros(3, 4, 16, 16))
