@@ -9,8 +9,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import pytest  # noqa: E402
-from helpers import SCHEMES  # noqa: E402
+import pytest
+
+from helpers import SCHEMES
 
 
 @pytest.fixture(params=SCHEMES)

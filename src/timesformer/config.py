@@ -47,8 +47,16 @@ class ModelConfig:
                 f"unknown attention scheme {self.attention!r}; choose one of "
                 f"{', '.join(ATTENTION_SCHEMES)}"
             )
-        for key in ("num_classes", "num_frames", "img_size", "patch_size", "in_chans",
-                    "embed_dim", "depth", "num_heads"):  # fmt: skip
+        for key in (
+            "num_classes",
+            "num_frames",
+            "img_size",
+            "patch_size",
+            "in_chans",
+            "embed_dim",
+            "depth",
+            "num_heads",
+        ):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")

@@ -34,7 +34,9 @@ class TimeSformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, config.grid_size**2 + 1, d))
         self.time_embed = (
-            nn.Parameter(torch.zeros(1, config.num_frames, d)) if self.scheme.uses_time_embed else None
+            nn.Parameter(torch.zeros(1, config.num_frames, d))
+            if self.scheme.uses_time_embed
+            else None
         )
         # Drop path rises linearly over depth (plain floats: also works on the meta device).
         n = config.depth

@@ -25,23 +25,31 @@ VARIANTS: dict[str, Variant] = {
     "timesformer_hr": Variant(
         _BASE.replace(num_frames=16, img_size=448), 16, "TimeSformer-HR, 16 frames x 448"
     ),
-    "timesformer_large": Variant(
-        _BASE.replace(num_frames=96), 4, "TimeSformer-L, 96 frames x 224"
-    ),
+    "timesformer_large": Variant(_BASE.replace(num_frames=96), 4, "TimeSformer-L, 96 frames x 224"),
     # Small widths for CPU training on the synthetic set, and tiny ones for tests.
     "timesformer_small": Variant(
         _BASE.replace(
-            num_frames=8, img_size=32, patch_size=4, embed_dim=96, depth=4, num_heads=4,
+            num_frames=8,
+            img_size=32,
+            patch_size=4,
+            embed_dim=96,
+            depth=4,
+            num_heads=4,
             drop_path_rate=0.0,
-        ),  # fmt: skip
+        ),
         4,
         "a 4-block, width-96 model for 8 frames of 32x32 (CPU experiments)",
     ),
     "timesformer_tiny": Variant(
         _BASE.replace(
-            num_frames=4, img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2,
+            num_frames=4,
+            img_size=16,
+            patch_size=4,
+            embed_dim=32,
+            depth=2,
+            num_heads=2,
             drop_path_rate=0.0,
-        ),  # fmt: skip
+        ),
         2,
         "a 2-block, width-32 model for 4 frames of 16x16 (tests)",
     ),
@@ -59,9 +67,7 @@ def get_variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; available: {', '.join(VARIANTS)}"
-        ) from None
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(VARIANTS)}") from None
 
 
 def model_config(

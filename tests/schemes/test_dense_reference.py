@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from helpers import randomize, tiny
 
+from helpers import randomize, tiny
 from timesformer.schemes import Grid
 
 # Which tokens share a group in each step, as a function of a patch's (t, h, w).
@@ -102,5 +101,7 @@ def test_local_global_groups_are_quadrants_and_stride_two():
     for row in glob.long().tolist():
         assert len({(cs[i][0] % 2, cs[i][1] % 2, cs[i][2] % 2) for i in row}) == 1
     # ungroup is the exact inverse
-    torch.testing.assert_close(block.ungroup("local", block.group("local", ids, grid), grid, 1), ids)
+    torch.testing.assert_close(
+        block.ungroup("local", block.group("local", ids, grid), grid, 1), ids
+    )
     torch.testing.assert_close(block.ungroup("last", block.group("last", ids, grid), grid, 1), ids)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import clip, randomize, tiny
 
 import timesformer
+from helpers import clip, randomize, tiny
 from timesformer.errors import ConfigError
 from timesformer.schemes import SCHEMES
 
@@ -26,7 +26,9 @@ def test_output_shape_and_finite(scheme):
 def test_every_parameter_receives_a_gradient(scheme):
     model = randomize(tiny(scheme)).train()
     model(clip()).logsumexp(-1).sum().backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    no_grad = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert no_grad == []
 
 

@@ -71,9 +71,11 @@ def export_hf(model: nn.Module, folder: str | Path, class_names: list[str] | Non
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    names = class_names or getattr(model, "class_names", None) or [
-        f"LABEL_{i}" for i in range(cfg.num_classes)
-    ]
+    names = (
+        class_names
+        or getattr(model, "class_names", None)
+        or [f"LABEL_{i}" for i in range(cfg.num_classes)]
+    )
     if len(names) != cfg.num_classes:
         raise CheckpointError(f"{len(names)} class names given for {cfg.num_classes} classes")
     hf_config = {
@@ -94,7 +96,7 @@ def export_hf(model: nn.Module, folder: str | Path, class_names: list[str] | Non
         "initializer_range": 0.02,
         "layer_norm_eps": cfg.layer_norm_eps,
         "qkv_bias": cfg.qkv_bias,
-        "drop_path_rate": cfg.drop_path_rate,
+        # drop_path_rate is left out: inference ignores it and transformers 5 types it as int.
         "id2label": {str(i): n for i, n in enumerate(names)},
         "label2id": {n: i for i, n in enumerate(names)},
         "torch_dtype": "float32",

@@ -14,7 +14,6 @@ import os
 import pickle
 import struct
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,15 +59,31 @@ def read_pickled(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        detail = _unpickler_detail(str(err))
+        if "GLOBAL" in detail:
+            raise _fail(
+                path, f"refused: the file references Python code ({detail}) that loading would run"
+            ) from None
         raise _fail(
             path,
-            "refused: the file holds Python objects other than tensors and plain containers, "
-            f"and loading it could run code ({first})",
+            f"not a readable checkpoint ({detail}); only tensors and plain containers are accepted",
         ) from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, struct.error) as err:
+    except Exception as err:
+        # Arbitrary bytes make the unpickler and zip reader raise almost anything (EOFError,
+        # BadZipFile, RuntimeError, SafetensorError, OverflowError, ...): all mean "not readable".
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise _fail(path, f"not a readable checkpoint (truncated or corrupt): {msg}") from None
+
+
+def _unpickler_detail(message: str) -> str:
+    """The informative line of torch's weights-only error, which wraps it in generic text."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for line in lines:
+        if "GLOBAL" in line or "Unsupported" in line:
+            return line.split("WeightsUnpickler error:", 1)[-1].strip()
+    generic = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    useful = [ln for ln in lines if not ln.startswith(generic)]
+    return useful[0] if useful else "unpickling failed"
 
 
 def read_tensor_file(path: Path) -> tuple[Any, dict[str, str]]:

@@ -6,6 +6,7 @@ The project's own names are the reference's (``blocks.i.temporal_attn.qkv.weight
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -49,8 +50,9 @@ def _join(module: str, param: str) -> str:
     return f"{module}.{param}" if param else module
 
 
-def _rename(name: str, top: dict[str, str], block: dict[str, str], block_re: re.Pattern,
-            block_fmt: str) -> str | None:  # fmt: skip
+def _rename(
+    name: str, top: dict[str, str], block: dict[str, str], block_re: re.Pattern, block_fmt: str
+) -> str | None:
     m = block_re.match(name)
     if m:
         module, param = _split(m.group(2))
@@ -114,7 +116,7 @@ def infer_arch(state: dict[str, torch.Tensor]) -> dict:
         arch["depth"] = max(blocks) + 1
     pos = state.get("pos_embed")
     if pos is not None and "patch_size" in arch:
-        side = int(round((pos.shape[1] - 1) ** 0.5))
+        side = math.isqrt(pos.shape[1] - 1)
         if side * side == pos.shape[1] - 1:
             arch["img_size"] = side * arch["patch_size"]
     if "time_embed" in state:

@@ -4,7 +4,8 @@ Recognised sources (spotted by their layout and key names, never by file extensi
 
 - ``timesformer``: this project's safetensors file, with the model config in its header;
 - ``reference``: the authors' ``.pyth``/``.pth`` (``{"model_state": {"model.…": …}, "cfg": …}``);
-- ``hf``: a Hugging Face folder (config.json + weights) or a weights file with ``timesformer.`` keys;
+- ``hf``: a Hugging Face folder (config.json + weights), or a weights file with
+  ``timesformer.`` keys;
 - ``vit``: an image ViT in timm naming (ImageNet initialisation, SPEC section 2), for any scheme.
 
 Position and time embeddings are resized to the model's grid and frame count; a head of another
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,11 @@ from timesformer.model import TimeSformer
 
 log = logging.getLogger("timesformer")
 
-_REFERENCE_ATTENTION = {"divided_space_time": "divided", "joint_space_time": "joint",
-                        "space_only": "space"}  # fmt: skip
+_REFERENCE_ATTENTION = {
+    "divided_space_time": "divided",
+    "joint_space_time": "joint",
+    "space_only": "space",
+}
 
 
 @dataclass
@@ -65,9 +70,13 @@ class LoadReport:
 
     def summary(self) -> str:
         parts = [f"{self.path}: {self.source} checkpoint, {len(self.loaded)} tensors loaded"]
-        for label, items in (("resized", self.resized), ("copied", self.copied),
-                             ("freshly initialised", self.initialised),
-                             ("missing", self.missing), ("unexpected", self.unexpected)):  # fmt: skip
+        for label, items in (
+            ("resized", self.resized),
+            ("copied", self.copied),
+            ("freshly initialised", self.initialised),
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+        ):
             if items:
                 parts.append(f"{label}: {_short(items)}")
         return "; ".join(parts)
@@ -115,7 +124,8 @@ def read_checkpoint(path: str | Path) -> Source:
         return Source("hf", K.from_hf(state))
     if "blocks.0.attn.qkv.weight" not in state or "patch_embed.proj.weight" not in state:
         raise CheckpointError(
-            f"{path}: not a TimeSformer or ViT checkpoint (found keys such as {_short(sorted(state), 4)})"
+            f"{path}: not a TimeSformer or ViT checkpoint "
+            f"(found keys such as {_short(sorted(state), 4)})"
         )
     keys = set(state)
     has_time = "time_embed" in keys or any("temporal_" in k or "local_" in k for k in keys)
@@ -181,22 +191,28 @@ def _adapt(src: Source, model: TimeSformer, report: LoadReport) -> dict[str, Ten
                             state[dst_key] = state[src_key]
                             report.copied.append(dst_key)
         # Heads of image models (e.g. pre_logits, fc_norm) that a TimeSformer has no use for.
-        for extra in [k for k in state if k not in target and k.startswith(("pre_logits", "fc_norm"))]:
+        for extra in [
+            k for k in state if k not in target and k.startswith(("pre_logits", "fc_norm"))
+        ]:
             state.pop(extra)
             report.unexpected.append(extra)
 
     g = cfg.grid_size
-    if "pos_embed" in state and state["pos_embed"].shape != target["pos_embed"].shape:
-        pos = state["pos_embed"]
-        n = pos.shape[1] - 1
-        side = int(round(n**0.5))
-        if pos.ndim != 3 or side * side != n or pos.shape[-1] != cfg.embed_dim:
-            raise CheckpointError(f"{report.path}: pos_embed of shape {tuple(pos.shape)} cannot be resized")
+    pos = state.get("pos_embed")
+    n = pos.shape[1] - 1 if pos is not None and pos.ndim == 3 else 0
+    side = math.isqrt(n)
+    resizable = n > 0 and side * side == n and pos.shape[-1] == cfg.embed_dim
+    # Anything else that does not fit is reported by the shape check that follows.
+    if resizable and pos.shape != target["pos_embed"].shape:
         state["pos_embed"] = resize_pos_embed(pos, (g, g), (side, side), cfg.pos_interp)
         report.resized.append(f"pos_embed {side}x{side}->{g}x{g}")
     if "time_embed" in state and "time_embed" in target:
         te = state["time_embed"]
-        if te.shape != target["time_embed"].shape and te.ndim == 3 and te.shape[-1] == cfg.embed_dim:
+        if (
+            te.shape != target["time_embed"].shape
+            and te.ndim == 3
+            and te.shape[-1] == cfg.embed_dim
+        ):
             state["time_embed"] = resize_time_embed(te, cfg.num_frames, cfg.pos_interp)
             report.resized.append(f"time_embed {te.shape[1]}->{cfg.num_frames} frames")
 

@@ -15,8 +15,11 @@ from timesformer.errors import CheckpointError
 
 FORMAT_NAME = "timesformer"
 FORMAT_VERSION = "1"
-_REFERENCE_ATTENTION = {"divided": "divided_space_time", "joint": "joint_space_time",
-                        "space": "space_only"}  # fmt: skip
+_REFERENCE_ATTENTION = {
+    "divided": "divided_space_time",
+    "joint": "joint_space_time",
+    "space": "space_only",
+}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -70,14 +73,22 @@ def save_checkpoint(
             )
         ref_cfg = {
             "TIMESFORMER": {"ATTENTION_TYPE": _REFERENCE_ATTENTION[cfg.attention]},
-            "DATA": {"NUM_FRAMES": cfg.num_frames, "TRAIN_CROP_SIZE": cfg.img_size,
-                     "TEST_CROP_SIZE": cfg.img_size},  # fmt: skip
-            "MODEL": {"NUM_CLASSES": cfg.num_classes, "ARCH": "vit",
-                      "MODEL_NAME": "vit_base_patch16_224"},  # fmt: skip
+            "DATA": {
+                "NUM_FRAMES": cfg.num_frames,
+                "TRAIN_CROP_SIZE": cfg.img_size,
+                "TEST_CROP_SIZE": cfg.img_size,
+            },
+            "MODEL": {
+                "NUM_CLASSES": cfg.num_classes,
+                "ARCH": "vit",
+                "MODEL_NAME": "vit_base_patch16_224",
+            },
         }
         blob = {
             "epoch": 0,
-            "model_state": {REFERENCE_PREFIX + k: v.detach().cpu().clone() for k, v in state.items()},
+            "model_state": {
+                REFERENCE_PREFIX + k: v.detach().cpu().clone() for k, v in state.items()
+            },
             "optimizer_state": {},
             "cfg": yaml.safe_dump(ref_cfg),
         }

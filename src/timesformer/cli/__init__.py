@@ -19,7 +19,9 @@ COMMANDS: tuple[str, ...] = ("info", "demo")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="timesformer",
-        description="TimeSformer video transformers: models, checkpoints, data, training, inference.",
+        description=(
+            "TimeSformer video transformers: models, checkpoints, data, training, inference."
+        ),
     )
     from timesformer import __version__
 

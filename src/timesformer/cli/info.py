@@ -37,8 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def describe(name: str, attention: str, num_classes: int, num_frames: int | None,
-             img_size: int | None) -> dict:  # fmt: skip
+def describe(
+    name: str, attention: str, num_classes: int, num_frames: int | None, img_size: int | None
+) -> dict:
     """The facts ``info`` prints, for one scheme."""
     cfg = model_config(
         name, attention=attention, num_classes=num_classes, num_frames=num_frames, img_size=img_size
@@ -65,7 +66,9 @@ def describe(name: str, attention: str, num_classes: int, num_frames: int | None
 def run(args: argparse.Namespace) -> int:
     get_variant(args.name)  # unknown names fail here with the list of known ones
     schemes = ATTENTION_SCHEMES if args.attention == "all" else (args.attention,)
-    rows = [describe(args.name, s, args.num_classes, args.num_frames, args.img_size) for s in schemes]
+    rows = [
+        describe(args.name, s, args.num_classes, args.num_frames, args.img_size) for s in schemes
+    ]
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows))
         return 0

@@ -7,7 +7,6 @@ knows about space or time, and no N x N mask is ever built.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

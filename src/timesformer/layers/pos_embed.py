@@ -58,6 +58,7 @@ def resize_time_embed(time_embed: Tensor, num_frames: int, mode: str = "nearest"
         return time_embed
     if mode in ("bilinear", "bicubic"):
         mode = "linear"  # the 1-D counterpart of the 2-D modes
-    t = F.interpolate(time_embed.transpose(1, 2), size=num_frames, mode=mode, **_interp_kwargs(mode))
+    t = F.interpolate(
+        time_embed.transpose(1, 2), size=num_frames, mode=mode, **_interp_kwargs(mode)
+    )
     return t.transpose(1, 2)
-

@@ -25,4 +25,3 @@ class JointBlock(SchemeBlock):
 
     def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         return y
-

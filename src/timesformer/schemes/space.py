@@ -42,4 +42,3 @@ class SpaceBlock(SchemeBlock):
     def patch_tokens(cls, x: Tensor, grid: Grid) -> Tensor:
         d = x.shape[-1]
         return x[:, 1:].reshape(-1, grid.t, grid.h, grid.w, d)
-

@@ -1,0 +1,5 @@
+import sys
+
+from timesformer.cli import main
+
+sys.exit(main())

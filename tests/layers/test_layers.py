@@ -1,0 +1,54 @@
+"""The shared layers: attention paths, drop path, embedding resizing."""
+
+from __future__ import annotations
+
+import torch
+
+from timesformer.layers import Attention, DropPath, resize_pos_embed, resize_time_embed
+
+
+def test_attention_fused_equals_plain_and_keeps_weights():
+    torch.manual_seed(0)
+    attn = Attention(32, 4).eval()
+    x = torch.randn(6, 9, 32)
+    fused = attn(x)
+    attn.keep_attention = True
+    plain = attn(x)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+    assert attn.last_attention.shape == (6, 4, 9, 9)
+    torch.testing.assert_close(attn.last_attention.sum(-1), torch.ones(6, 4, 9))
+
+
+def test_drop_path_keeps_expectation_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    dp = DropPath(0.3)
+    x = torch.ones(20000, 3)
+    dp.eval()
+    assert torch.equal(dp(x), x)
+    dp.train()
+    y = dp(x)
+    kept = (y[:, 0] > 0).float().mean().item()
+    assert abs(kept - 0.7) < 0.02
+    assert abs(y.mean().item() - 1.0) < 0.03
+
+
+def test_pos_embed_resize_on_the_2d_grid():
+    # Each grid cell holds its (row, col): a 2-D resize keeps rows and columns apart.
+    rows, cols = torch.meshgrid(torch.arange(2.0), torch.arange(2.0), indexing="ij")
+    grid = torch.stack((rows, cols), -1).reshape(1, 4, 2)
+    pos = torch.cat((torch.full((1, 1, 2), 7.0), grid), 1)
+    out = resize_pos_embed(pos, (4, 4), (2, 2), mode="nearest")
+    assert out.shape == (1, 17, 2)
+    assert out[0, 0].tolist() == [7.0, 7.0]
+    cells = out[0, 1:].reshape(4, 4, 2)
+    assert cells[..., 0].tolist() == [[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]
+    assert cells[..., 1].tolist() == [[0, 0, 1, 1]] * 4
+    # rectangular targets work too
+    assert resize_pos_embed(pos, (3, 5), mode="bicubic").shape == (1, 16, 2)
+
+
+def test_time_embed_resize_in_1d():
+    te = torch.arange(4.0).reshape(1, 4, 1)
+    assert resize_time_embed(te, 8)[0, :, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert resize_time_embed(te, 2)[0, :, 0].tolist() == [0, 2]
+    assert resize_time_embed(te, 4) is te
