@@ -1,0 +1,421 @@
+"""Video classification datasets: Kinetics-style CSV lists, a folder per class, SSv2-style JSON.
+
+Every item is a dict::
+
+    {"video": float (3, T, H, W)  (test mode: (V, 3, T, H, W), V = num_clips * num_crops),
+     "label": int, "index": int, "path": str,
+     "failed": list[str]}   # files that failed to decode before this one was used instead
+
+A file that fails to decode is replaced by another video (random in training, the next one in
+val/test mode) and never tried again by that process; its path travels with the sample, so the
+main process can count failures even when DataLoader workers did the decoding (see
+``timesformer.data.loader.DecodeFailures``). Training never stops for a bad file; a dataset in
+which every file is bad stops with ``DatasetError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from timesformer.data import sampling, transforms
+from timesformer.data.errors import DatasetError, VideoDecodeError
+from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader
+
+__all__ = ["ClipConfig", "Mode", "VideoClipDataset", "read_class_names"]
+
+Mode = Literal["train", "val", "test"]
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """How clips are sampled and transformed (defaults: the reference 8 x 224, rate 32 @ 30 fps).
+
+    ``sampling="window"``: a window of ``num_frames * sampling_rate`` frames at ``target_fps``
+    (Kinetics). ``sampling="segment"``: one frame per equal segment of the whole video (SSv2).
+    Val mode takes one centred clip and the centre crop; test mode ``num_clips`` clips spread over
+    the video x ``num_crops`` (1 or 3) crops. ``flip`` must stay off for data whose labels are
+    left/right sensitive (SSv2, the synthetic motion set).
+    """
+
+    num_frames: int = 8
+    sampling_rate: int = 32
+    target_fps: float = 30.0
+    sampling: Literal["window", "segment"] = "window"
+    crop_size: int = 224
+    train_scale: tuple[int, int] = (256, 320)
+    test_scale: int | None = None  # short side before the test crops; None: crop_size
+    flip: bool = True
+    num_clips: int = 1
+    num_crops: int = 3
+    spread: Literal["uniform", "reference"] = "uniform"
+    mean: tuple[float, float, float] = transforms.MEAN
+    std: tuple[float, float, float] = transforms.STD
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or self.sampling_rate < 1 or self.num_clips < 1:
+            raise ValueError("num_frames, sampling_rate and num_clips must be >= 1")
+        if self.sampling not in ("window", "segment"):
+            raise ValueError(f"sampling must be 'window' or 'segment', got {self.sampling!r}")
+        if self.num_crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops}")
+        lo, hi = self.train_scale
+        if not self.crop_size <= lo <= hi:
+            raise ValueError(f"train_scale {self.train_scale} must satisfy crop <= min <= max")
+        if self.test_scale is not None and self.test_scale < self.crop_size:
+            raise ValueError(f"test_scale {self.test_scale} is below the crop size")
+
+
+def read_class_names(source: PathLike | Sequence[str]) -> list[str]:
+    """Class names from a list or a text file with one name per line."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise DatasetError(f"cannot read class list '{path}': {err}") from None
+        names = [line.strip() for line in lines if line.strip()]
+    else:
+        names = [str(name) for name in source]
+    if len(set(names)) != len(names):
+        raise DatasetError("the class list names a class twice")
+    return names
+
+
+class VideoClipDataset(Dataset):
+    """Clips of labelled videos, decoded with ``VideoReader`` (see the module docstring).
+
+    Args:
+        videos: (path, label) pairs; label -1 for unlabelled videos.
+        class_names: names indexed by label.
+        mode: "train" (random clip, scale jitter, crop, flip), "val" (one centred clip, centre
+            crop) or "test" (num_clips x num_crops views).
+        config: sampling and transform settings.
+        decode_threads: FFmpeg threads per video (1 when DataLoader workers run in parallel).
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[tuple[PathLike, int]],
+        class_names: Sequence[str],
+        mode: Mode = "train",
+        config: ClipConfig | None = None,
+        decode_threads: int = 1,
+    ) -> None:
+        if mode not in ("train", "val", "test"):
+            raise ValueError(f"mode must be train, val or test, got {mode!r}")
+        if not videos:
+            raise DatasetError("the dataset holds no videos")
+        self.paths = [Path(p) for p, _ in videos]
+        self.labels = [int(label) for _, label in videos]
+        self._class_names = list(class_names)
+        bad = [lab for lab in self.labels if not -1 <= lab < len(self._class_names)]
+        if bad:
+            raise DatasetError(f"label {bad[0]} outside the {len(self._class_names)} classes")
+        self.mode: Mode = mode
+        self.config = config or ClipConfig()
+        self.decode_threads = decode_threads
+        self.failures: Counter[str] = Counter()  # in this process: path -> failed samples
+        self._bad: set[int] = set()
+        self._first_error: str | None = None
+        self.seed = 0  # with (epoch, index) keys: see __getitem__
+        self._rng_: np.random.Generator | None = None
+        self._rng_pid = -1
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_csv(
+        cls,
+        csv: PathLike,
+        root: PathLike | None = None,
+        *,
+        classes: PathLike | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> VideoClipDataset:
+        """Kinetics-style list: one ``path label`` per line, separated by a space or a comma.
+
+        Paths are relative to ``root`` (default: the list's folder). Labels are integers or class
+        names; ``classes`` (a list or a file with one name per line) fixes their order, else
+        names are sorted and integers named "0", "1", ...
+        """
+        csv = Path(csv)
+        base = Path(root) if root is not None else csv.parent
+        try:
+            text = csv.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise DatasetError(f"cannot read '{csv}': {err}") from None
+        entries: list[tuple[Path, str]] = []
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(",", 1) if "," in line else line.rsplit(None, 1)
+            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+                raise DatasetError(f"{csv}:{lineno}: expected 'path label', got {line!r}")
+            path, label = parts[0].strip(), parts[1].strip()
+            if not entries and label.lower() in ("label", "labels", "class", "class_name"):
+                continue  # a header line
+            entries.append((base / path, label))
+        if not entries:
+            raise DatasetError(f"'{csv}' lists no videos")
+        names = read_class_names(classes) if classes is not None else None
+        numeric = all(_is_int(label) for _, label in entries)
+        if numeric:
+            labels = [int(label) for _, label in entries]
+            if names is None:
+                names = [str(i) for i in range(max(labels) + 1)]
+        else:
+            if names is None:
+                names = sorted({label for _, label in entries})
+            lookup = {name: i for i, name in enumerate(names)}
+            unknown = [label for _, label in entries if label not in lookup]
+            if unknown:
+                raise DatasetError(f"'{csv}': label {unknown[0]!r} is not in the class list")
+            labels = [lookup[label] for _, label in entries]
+        return cls([(p, lab) for (p, _), lab in zip(entries, labels, strict=True)], names, **kwargs)
+
+    @classmethod
+    def from_folder(
+        cls,
+        root: PathLike,
+        *,
+        classes: PathLike | Sequence[str] | None = None,
+        extensions: Sequence[str] = VIDEO_EXTENSIONS,
+        **kwargs: Any,
+    ) -> VideoClipDataset:
+        """One sub-folder per class (``root/CLASS/**/*.mp4``).
+
+        Class order: ``classes`` if given, else a ``classes.txt`` in ``root`` or its parent (the
+        synthetic set writes one beside its train/ and val/ splits), else sorted folder names.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"'{root}' is not a folder")
+        if classes is None:
+            for candidate in (root / "classes.txt", root.parent / "classes.txt"):
+                if candidate.is_file():
+                    classes = candidate
+                    break
+        folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+        names = read_class_names(classes) if classes is not None else folders
+        lookup = {name: i for i, name in enumerate(names)}
+        stray = [f for f in folders if f not in lookup]
+        if stray:
+            raise DatasetError(f"'{root / stray[0]}' is not a class of the class list")
+        suffixes = {e.lower() for e in extensions}
+        videos = [
+            (path, lookup[folder])
+            for folder in folders
+            for path in sorted((root / folder).rglob("*"))
+            if path.is_file() and path.suffix.lower() in suffixes
+        ]
+        if not videos:
+            raise DatasetError(f"no videos ({', '.join(sorted(suffixes))}) under '{root}'")
+        return cls(videos, names, **kwargs)
+
+    @classmethod
+    def from_ssv2(
+        cls,
+        json_labels: PathLike,
+        video_dir: PathLike,
+        label_map_json: PathLike,
+        *,
+        ext: str = ".webm",
+        **kwargs: Any,
+    ) -> VideoClipDataset:
+        """Something-Something-v2 layout: ``json_labels`` is a list of ``{"id", "template"}``
+        (the test list has no template: label -1), ``label_map_json`` maps each template (without
+        the square brackets) to its class index, videos are ``video_dir/ID.webm``.
+
+        Defaults to segment sampling and no flip (SSv2 labels are left/right sensitive).
+        """
+        label_map = _read_json(label_map_json)
+        items = _read_json(json_labels)
+        if not isinstance(label_map, dict) or not isinstance(items, list):
+            raise DatasetError("SSv2 files: expected a list of videos and a template -> index map")
+        try:
+            by_index = {int(v): str(k) for k, v in label_map.items()}
+            names = [by_index[i] for i in range(len(by_index))]
+        except (KeyError, ValueError):
+            raise DatasetError(f"'{label_map_json}': indices must be 0..N-1") from None
+        lookup = {name: i for i, name in enumerate(names)}
+        videos = []
+        for item in items:
+            if not isinstance(item, dict) or "id" not in item:
+                raise DatasetError(f"'{json_labels}': every entry needs an 'id'")
+            template = item.get("template")
+            if template is None:
+                label = -1
+            else:
+                key = str(template).replace("[", "").replace("]", "")
+                if key not in lookup:
+                    raise DatasetError(f"'{json_labels}': template {key!r} is not in the label map")
+                label = lookup[key]
+            videos.append((Path(video_dir) / f"{item['id']}{ext}", label))
+        kwargs.setdefault("config", ClipConfig(sampling="segment", flip=False))
+        return cls(videos, names, **kwargs)
+
+    # ------------------------------------------------------------------ items
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._class_names)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``dataset[i]``, or ``dataset[(epoch, i)]``: then the sample's randomness depends only on
+        (``self.seed``, epoch, i), whichever process or worker draws it, so a training run is the
+        same with one process or many and after a resume (the trainer's sampler yields these)."""
+        if isinstance(key, tuple):
+            epoch, index = key
+            rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        else:
+            index, rng = key, self._rng()
+        failed: list[str] = []
+        i = int(index)
+        while True:
+            known_bad = i in self._bad
+            if not known_bad:
+                try:
+                    video = self.load_clip(i, rng)
+                except VideoDecodeError as err:
+                    self._bad.add(i)
+                    self._first_error = self._first_error or str(err)
+                else:
+                    path = str(self.paths[i])
+                    return {
+                        "video": video,
+                        "label": self.labels[i],
+                        "index": i,
+                        "path": path,
+                        "failed": failed,
+                    }
+            # Report the video asked for, and any that fails now; not the known-bad ones that
+            # the search for a replacement passes over (they are reported when asked for).
+            if not known_bad or i == int(index):
+                failed.append(str(self.paths[i]))
+                self.failures[str(self.paths[i])] += 1
+            i = self._replacement(i, rng)
+
+    def load_clip(self, index: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """The clip (or test views) of video ``index``; raises ``VideoDecodeError``, no retry."""
+        rng = rng or self._rng()
+        cfg = self.config
+        with VideoReader(self.paths[index], threads=self.decode_threads) as reader:
+            was_exact = reader.exact
+            try:
+                frames = self._read(reader, rng)
+            except VideoDecodeError:
+                if was_exact or not reader.exact:
+                    raise
+                # Some frames the packets promised did not decode and the reader has numbered
+                # the ones that do: sample again from those.
+                frames = self._read(reader, rng)
+        if self.mode == "test":
+            views = [
+                transforms.test_views(
+                    f, cfg.crop_size, cfg.num_crops, cfg.test_scale, cfg.mean, cfg.std
+                )
+                for f in frames.split(cfg.num_frames)
+            ]
+            return torch.cat(views)
+        if self.mode == "train":
+            return transforms.train_transform(
+                frames, rng, cfg.crop_size, cfg.train_scale, cfg.flip, cfg.mean, cfg.std
+            )
+        return transforms.val_transform(frames, cfg.crop_size, cfg.test_scale, cfg.mean, cfg.std)
+
+    def _read(self, reader: VideoReader, rng: np.random.Generator) -> torch.Tensor:
+        """uint8 (T, H, W, 3) frames of the clip, or of all test clips one after the other."""
+        if self.mode == "test":
+            clips = [self._indices(reader, rng, k) for k in range(self.config.num_clips)]
+            return reader.get_frames(np.concatenate(clips))
+        return reader.get_frames(self._indices(reader, rng, None))
+
+    def _indices(
+        self, reader: VideoReader, rng: np.random.Generator, clip_idx: int | None
+    ) -> np.ndarray:
+        """Frame indices of one clip: random (train), centred (val) or test clip ``clip_idx``."""
+        cfg, n = self.config, reader.num_frames
+        if cfg.sampling == "segment":
+            return sampling.segment_indices(
+                n, cfg.num_frames, rng if self.mode == "train" else None
+            )
+        fps = reader.fps
+        if self.mode == "train":
+            pos = sampling.train_indices(
+                n, cfg.num_frames, cfg.sampling_rate, rng, fps, cfg.target_fps
+            )
+        else:
+            k, count = (0, 1) if clip_idx is None else (clip_idx, cfg.num_clips)
+            pos = sampling.test_indices(
+                n, cfg.num_frames, cfg.sampling_rate, k, count, fps, cfg.target_fps, cfg.spread
+            )
+        return reader.retime(pos)
+
+    def _replacement(self, failed_index: int, rng: np.random.Generator) -> int:
+        """Another video not known to be bad: random in training, the next one otherwise."""
+        n = len(self)
+        if len(self._bad) >= n:
+            raise DatasetError(
+                f"every video tried failed to decode: {len(self._bad)} of {n}; "
+                f"first error: {self._first_error}"
+            )
+        if self.mode == "train":
+            for _ in range(32):
+                j = int(rng.integers(n))
+                if j not in self._bad:
+                    return j
+            good = [j for j in range(n) if j not in self._bad]
+            return good[int(rng.integers(len(good)))]
+        j = (failed_index + 1) % n
+        while j in self._bad:
+            j = (j + 1) % n
+        return j
+
+    def _rng(self) -> np.random.Generator:
+        # One generator per process, seeded from torch's seed: DataLoader gives every worker its
+        # own (base_seed + worker_id, a new base_seed each epoch), torch.manual_seed fixes it.
+        pid = os.getpid()
+        if self._rng_ is None or self._rng_pid != pid:
+            self._rng_ = np.random.default_rng(torch.initial_seed())
+            self._rng_pid = pid
+        return self._rng_
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({len(self)} videos, {self.num_classes} classes, "
+            f"mode={self.mode!r}, {self.config.num_frames}x{self.config.crop_size})"
+        )
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_json(path: PathLike) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(f"cannot read '{path}': {err}") from None

@@ -1,0 +1,487 @@
+"""Frame-accurate video decoding with PyAV that converts only the frames asked for.
+
+``VideoReader(path).get_frames([3, 40, 41])`` returns a uint8 tensor (3, H, W, 3): frames 3, 40
+and 41 in presentation order. Frame indices count the frames that really decode
+(0..num_frames-1), not what the header claims: header counts lie in real files, so the count comes
+from reading the packets (cheap, no decoding) and is replaced by a full decode pass when the
+packets cannot be trusted (no timestamps, duplicates) or when decoding finds frames missing.
+
+Random access seeks once to the keyframe before the first wanted frame and decodes forward. Only
+the wanted frames are converted to RGB; for codecs whose decoders honour ``skip_frame`` (H.264,
+HEVC, MPEG-1/2/4) the non-reference frames that are not wanted are not even decoded. The rotation
+of phone video (the display matrix) is applied to the returned frames.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import torch
+from av.video.reformatter import VideoReformatter
+
+from timesformer.data import index_cache
+from timesformer.data.errors import VideoDecodeError
+from timesformer.data.index_cache import FrameIndex, build_index
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoReader", "probe"]
+
+VIDEO_EXTENSIONS: tuple[str, ...] = tuple(
+    ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .ts .ogv .ogg .flv .wmv .3gp".split()  # noqa: SIM905
+)
+
+# Decoders whose skip_frame=NONREF drops only frames that no other frame references, so skipping
+# unwanted ones cannot change the wanted ones.
+_SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
+_DECODE_ERRORS = (av.error.FFmpegError, OSError, EOFError, ValueError)
+_LATE_FRAMES = 8  # how far past the last wanted frame decoding goes before it gives up on it
+
+
+# One colour converter per thread and process, shared by all readers: a frame's own converter is
+# rebuilt for every new decoder, which costs 5x the conversion of a small frame. It runs
+# single-threaded: FFmpeg's automatic scaler threads would not survive the fork of DataLoader
+# workers (a converter inherited with a dead thread pool hangs), and workers are the parallelism.
+_CONVERTERS = threading.local()
+
+
+def _converter() -> VideoReformatter:
+    pid = os.getpid()
+    if getattr(_CONVERTERS, "pid", None) != pid:
+        _CONVERTERS.reformatter, _CONVERTERS.pid = VideoReformatter(), pid
+    return _CONVERTERS.reformatter
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``timesformer probe`` prints for one file. ``height``/``width`` are after rotation."""
+
+    path: str
+    format: str
+    codec: str
+    height: int
+    width: int
+    rotation: int
+    fps: float
+    num_frames: int
+    header_frames: int | None
+    duration: float
+    variable_frame_rate: bool
+    keyframes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class VideoReader:
+    """Random access to the frames of one video file.
+
+    Args:
+        path: the video file.
+        threads: decoder threads (1 suits DataLoader workers, which already run in parallel; 0 lets
+            FFmpeg choose).
+        exact: count frames by decoding every one (slower) instead of reading packets.
+        skip_nonref: do not decode unwanted non-reference frames where the codec allows it.
+
+    Raises ``VideoDecodeError`` (naming the file and the reason) for anything that is not a
+    decodable video: missing, empty, truncated or corrupt files, files without a video stream.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        threads: int = 1,
+        exact: bool = False,
+        skip_nonref: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self._container: av.container.InputContainer | None = None
+        self._fresh = False  # container just opened: decoding starts at the first packet
+        self._rotation: int | None = None
+        self._coded_size: tuple[int, int] | None = None  # (height, width) before rotation
+        if not self.path.is_file():
+            reason = "is a directory" if self.path.is_dir() else "no such file"
+            raise VideoDecodeError(self.path, reason)
+        if self.path.stat().st_size == 0:
+            raise VideoDecodeError(self.path, "empty file")
+        self._open()
+        stream = self._stream
+        self.codec: str = stream.codec_context.name
+        self.format: str = self._container.format.name
+        self.header_frames: int | None = int(stream.frames) or None
+        self._time_base = stream.time_base
+        self._average_rate = stream.average_rate or stream.guessed_rate
+        self._skip_nonref = skip_nonref and self.codec in _SKIP_NONREF_CODECS
+        if stream.codec_context.width and stream.codec_context.height:
+            self._coded_size = (stream.codec_context.height, stream.codec_context.width)
+        self._index = self._load_index(exact)
+        if self._index.num_frames == 0:
+            self.close()
+            raise VideoDecodeError(self.path, "no frame decodes")
+
+    # ---------------------------------------------------------------- opening and indexing
+
+    def _open(self) -> None:
+        self.close()
+        try:
+            container = av.open(str(self.path), mode="r")
+        except _DECODE_ERRORS as err:
+            raise VideoDecodeError(self.path, _reason(err)) from None
+        if not container.streams.video:
+            container.close()
+            raise VideoDecodeError(self.path, "no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if ctx.name is None or stream.codec_context.codec is None:
+            container.close()
+            raise VideoDecodeError(self.path, "unknown video codec")
+        ctx.thread_type = "SLICE"  # frame threading would delay the per-packet skip decisions
+        ctx.thread_count = self.threads
+        self._container, self._stream, self._fresh = container, stream, True
+
+    def close(self) -> None:
+        """Release the file. The reader reopens it if used again."""
+        container = getattr(self, "_container", None)  # None too when __init__ failed early
+        if container is not None:
+            container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _load_index(self, exact: bool) -> FrameIndex:
+        key = index_cache.key(self.path)
+        index = index_cache.get(key, exact)
+        if index is None:
+            index = self._scan(decode=exact)
+            if index is None:  # packets without timestamps: only decoding can tell
+                index = self._scan(decode=True)
+            index_cache.put(key, index)
+        return index
+
+    def _scan(self, decode: bool) -> FrameIndex | None:
+        """Read every packet (and decode every frame if ``decode``) to find the frames."""
+        if not self._fresh:
+            self._open()
+        self._fresh = False
+        key_seek: dict[int, int] = {}  # keyframe packet pts -> dts, the timestamp seeks go by
+        packet_pts: list[int] = []
+        frame_pts: list[int | None] = []
+        frame_keys: list[int] = []
+        for packet in self._packets():
+            if packet.pts is not None:
+                packet_pts.append(packet.pts)
+                if packet.is_keyframe:
+                    key_seek[packet.pts] = packet.dts if packet.dts is not None else packet.pts
+            elif not decode:
+                return None
+            if decode:
+                for frame in self._decode(packet):
+                    if frame.key_frame:
+                        frame_keys.append(len(frame_pts))
+                    frame_pts.append(frame.pts)
+        if decode:
+            for frame in self._decode(None):
+                if frame.key_frame:
+                    frame_keys.append(len(frame_pts))
+                frame_pts.append(frame.pts)
+            return build_index(frame_pts, key_seek, frame_keys, True, *self._clock())
+        return build_index(packet_pts, key_seek, [], False, *self._clock())
+
+    def _clock(self) -> tuple[float, float | None]:
+        """(seconds per timestamp unit, nominal frame rate) for ``build_index``."""
+        rate = float(self._average_rate) if self._average_rate else None
+        return float(self._time_base), rate
+
+    # ---------------------------------------------------------------- facts
+
+    @property
+    def num_frames(self) -> int:
+        """Frames that decode (the header may say otherwise)."""
+        return self._index.num_frames
+
+    @property
+    def exact(self) -> bool:
+        """True once the frames were counted by decoding them all (``exact=True``, or a file whose
+        packets promised frames that did not decode: frames are then numbered anew)."""
+        return self._index.exact
+
+    @property
+    def fps(self) -> float:
+        """Average frame rate: the header's when it agrees with the timestamps, else theirs."""
+        times, n = self._index.times, self._index.num_frames
+        measured = (n - 1) / times[-1] if n > 1 and times[-1] > 0 else None
+        header = float(self._average_rate) if self._average_rate else None
+        if header and (measured is None or abs(header - measured) <= 0.01 * measured):
+            return header
+        return measured if measured else 25.0
+
+    @property
+    def duration(self) -> float:
+        """Seconds: num_frames / fps."""
+        return self.num_frames / self.fps
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """(num_frames,) float64 presentation times in seconds, the first frame at 0."""
+        return self._index.times.copy()
+
+    @property
+    def keyframe_indices(self) -> np.ndarray:
+        """(K,) int64 indices of the keyframes (seek points)."""
+        return self._index.keyframes.copy()
+
+    @property
+    def variable_frame_rate(self) -> bool:
+        """True when the frame durations differ by more than 10% from their median."""
+        if self.num_frames < 3:
+            return False
+        gaps = np.diff(self._index.times)
+        median = float(np.median(gaps))
+        return bool(median > 0 and np.abs(gaps - median).max() > 0.1 * median)
+
+    @property
+    def rotation(self) -> int:
+        """Counter-clockwise degrees the decoded pictures are rotated by to show them upright."""
+        if self._rotation is None:
+            self._peek()
+        assert self._rotation is not None
+        return self._rotation
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames ``get_frames`` returns (after rotation)."""
+        if self._coded_size is None:
+            self._peek()
+        assert self._coded_size is not None
+        h, w = self._coded_size
+        return (w, h) if self.rotation % 180 == 90 else (h, w)
+
+    def info(self) -> VideoInfo:
+        h, w = self.size
+        return VideoInfo(
+            path=str(self.path),
+            format=self.format,
+            codec=self.codec,
+            height=h,
+            width=w,
+            rotation=self.rotation,
+            fps=round(self.fps, 6),
+            num_frames=self.num_frames,
+            header_frames=self.header_frames,
+            duration=round(self.duration, 6),
+            variable_frame_rate=self.variable_frame_rate,
+            keyframes=len(self._index.keyframes),
+        )
+
+    def retime(
+        self, positions: Sequence[float] | np.ndarray, fps: float | None = None
+    ) -> np.ndarray:
+        """Map positions on a constant-rate timeline to the nearest real frames.
+
+        Samplers work in frame units of a constant-rate video at ``fps`` (default: ``self.fps``);
+        position p is the time p / fps. For constant frame rate video this is the identity; for
+        variable frame rate video it picks the frame shown nearest that time.
+
+        Returns (len(positions),) int64 frame indices.
+        """
+        times = self._index.times
+        t = np.asarray(positions, dtype=np.float64) / (fps or self.fps)
+        right = np.clip(np.searchsorted(times, t), 1, max(len(times) - 1, 1))
+        left = right - 1
+        nearest = np.where(np.abs(times[left] - t) <= np.abs(times[right] - t), left, right)
+        return np.clip(nearest, 0, len(times) - 1).astype(np.int64)
+
+    # ---------------------------------------------------------------- decoding
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Decode the frames at ``indices`` (any order, repeats allowed).
+
+        Returns a uint8 tensor (T, H, W, 3), RGB, in the order asked, T = len(indices).
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = self.num_frames
+        if idx.size == 0:
+            h, w = self.size
+            return torch.zeros((0, h, w, 3), dtype=torch.uint8)
+        if idx.min() < 0 or idx.max() >= n:
+            bad = int(idx[(idx < 0) | (idx >= n)][0])
+            raise IndexError(f"frame {bad} out of range for {self.path} ({n} frames)")
+        unique = np.unique(idx)
+        frames = self._get_unique(unique)
+        try:
+            stacked = np.stack([frames[int(i)] for i in idx])
+        except ValueError:  # frames of different sizes (a resolution change mid-stream)
+            raise VideoDecodeError(self.path, "frame size changes within the video") from None
+        return torch.from_numpy(stacked)
+
+    def _get_unique(self, unique: np.ndarray) -> dict[int, np.ndarray]:
+        index = self._index
+        if index.pts is None:
+            got = self._decode_in_order(set(unique.tolist()))
+        else:
+            wanted = {int(index.pts[i]): int(i) for i in unique}
+            k = int(np.searchsorted(index.keyframes, unique[0], side="right")) - 1
+            seek = int(index.seek_ts[k]) if k > 0 and len(index.seek_ts) > k else None
+            got = self._decode_wanted(wanted, seek, self._skip_nonref)
+            if len(got) < len(wanted) and (seek is not None or self._skip_nonref):
+                # A seek that landed late, or a codec that packs frames: try the plain way.
+                missing = {p: i for p, i in wanted.items() if i not in got}
+                got.update(self._decode_wanted(missing, None, False))
+        if len(got) == len(unique):
+            return got
+        if not index.exact:
+            # The packets promised frames that do not decode: number the frames that do.
+            promised = index.num_frames
+            self._index = self._scan(decode=True)
+            index_cache.put(index_cache.key(self.path), self._index)
+            if self.num_frames == 0:
+                raise VideoDecodeError(self.path, "no frame decodes")
+            if unique.max() < self.num_frames:
+                return self._get_unique(unique)
+            raise VideoDecodeError(
+                self.path,
+                f"only {self.num_frames} of the {promised} frames in its packets decode "
+                f"(frame {int(unique.max())} was asked for)",
+            )
+        missing = sorted(set(unique.tolist()) - set(got))
+        raise VideoDecodeError(
+            self.path, f"frame {missing[0]} of {self.num_frames} does not decode"
+        )
+
+    def _decode_wanted(
+        self, wanted: dict[int, int], seek: int | None, skip_nonref: bool
+    ) -> dict[int, np.ndarray]:
+        """Decode from ``seek`` (None: the start) until every wanted pts has come out."""
+        self._seek(seek)
+        ctx = self._stream.codec_context
+        remaining = dict(wanted)
+        last = max(remaining)
+        out: dict[int, np.ndarray] = {}
+        skipping = False
+        past = 0  # frames seen after the last wanted one: decoders may emit late (broken B-frames)
+        for packet in self._packets():
+            if skip_nonref:
+                skip = packet.pts is not None and packet.pts not in remaining
+                if skip != skipping:
+                    ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
+            for frame in self._decode(packet):
+                self._take(frame, remaining, out)
+                past += frame.pts is not None and frame.pts > last
+            if not remaining or past > _LATE_FRAMES:
+                break
+        else:
+            for frame in self._decode(None):
+                self._take(frame, remaining, out)
+        if skipping:
+            ctx.skip_frame = "DEFAULT"
+        return out
+
+    def _take(self, frame: av.VideoFrame, remaining: dict[int, int], out: dict) -> None:
+        """Convert ``frame`` if it is wanted."""
+        i = remaining.pop(frame.pts, None) if frame.pts is not None else None
+        if i is not None:
+            out[i] = self._to_rgb(frame)
+
+    def _decode_in_order(self, wanted: set[int]) -> dict[int, np.ndarray]:
+        """For files without timestamps: decode from the start, numbering frames as they come."""
+        self._seek(None)
+        out: dict[int, np.ndarray] = {}
+        last = max(wanted)
+        for count, frame in enumerate(self._frames()):
+            if count in wanted:
+                out[count] = self._to_rgb(frame)
+            if count >= last:
+                break
+        return out
+
+    def _seek(self, ts: int | None) -> None:
+        if ts is None:
+            if not self._fresh:
+                self._open()  # reopening is the one rewind that works for every container
+        else:
+            if self._container is None:
+                self._open()
+            try:
+                self._container.seek(ts, stream=self._stream, backward=True, any_frame=False)
+            except _DECODE_ERRORS:
+                self._open()
+        self._fresh = False
+
+    def _packets(self) -> Iterator[av.Packet]:
+        """The video packets, without empty ones: a zero-size packet would flush the decoder."""
+        if self._container is None:
+            self._open()
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size > 0:
+                    yield packet
+        except _DECODE_ERRORS:
+            return  # a truncated or corrupt tail: the frames before it still count
+
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        try:
+            return self._stream.decode(packet)
+        except _DECODE_ERRORS:
+            return []  # a corrupt packet: skip it as FFmpeg's own tools do
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        for packet in self._packets():
+            yield from self._decode(packet)
+        yield from self._decode(None)
+
+    def _peek(self) -> None:
+        """Decode the first frame to learn the rotation (and size) before any get_frames."""
+        self._seek(None)
+        for frame in self._frames():
+            self._rotation = _rotation(frame)
+            self._coded_size = (frame.height, frame.width)
+            break
+        else:
+            self._rotation = 0
+            self._coded_size = (0, 0)
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """(H, W, 3) uint8, rotated upright."""
+        array = _converter().reformat(frame, format="rgb24", threads=1).to_ndarray()
+        rotation = _rotation(frame)
+        self._rotation = rotation
+        self._coded_size = array.shape[:2]
+        if rotation:
+            array = np.ascontiguousarray(np.rot90(array, k=rotation // 90))
+        return array
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """Display-matrix rotation rounded to a multiple of 90, counter-clockwise, in [0, 360)."""
+    try:
+        degrees = frame.rotation
+    except (AttributeError, ValueError):
+        return 0
+    return round((degrees or 0) / 90.0) % 4 * 90
+
+
+def _reason(err: BaseException) -> str:
+    """FFmpeg's words for what went wrong, without the file name it repeats."""
+    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return str(text).strip().rstrip(".").lower() if text else type(err).__name__
+
+
+def probe(path: str | os.PathLike[str], *, exact: bool = True) -> VideoInfo:
+    """The facts of one video (frame count by decoding every frame unless ``exact=False``)."""
+    with VideoReader(path, exact=exact, threads=0) as reader:
+        return reader.info()
