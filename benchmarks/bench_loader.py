@@ -127,11 +127,14 @@ def our_transform(frames: torch.Tensor, rng: np.random.Generator) -> torch.Tenso
 
 # name -> (label, decode, transform)
 PATHS = {
-    "reference": ("reference: decode + convert the window, float transform", naive_frames,
-                  reference_transform),
+    "reference": (
+        "reference: decode + convert the window, float transform",
+        naive_frames,
+        reference_transform,
+    ),
     "naive": ("naive decode + our transform", naive_frames, our_transform),
     "ours": ("ours: `VideoReader.get_frames` + our transform", our_frames, our_transform),
-}  # fmt: skip
+}
 
 
 def _time_one_core(name: str, path: str, clips: int, queue) -> None:
@@ -150,8 +153,13 @@ def _time_one_core(name: str, path: str, clips: int, queue) -> None:
         total += time.perf_counter() - start
         decode += middle - start
         assert clip.shape == (3, T, CROP, CROP)
-    queue.put({"clips_per_s": clips / total, "ms_per_clip": 1e3 * total / clips,
-               "ms_decode": 1e3 * decode / clips})  # fmt: skip
+    queue.put(
+        {
+            "clips_per_s": clips / total,
+            "ms_per_clip": 1e3 * total / clips,
+            "ms_decode": 1e3 * decode / clips,
+        }
+    )
 
 
 class _Clips(torch.utils.data.Dataset):
@@ -182,8 +190,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=40, help="timed clips per path (40)")
     parser.add_argument("--video", type=Path, help="use this video instead of making one")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="DataLoader workers for the all-cores run (all CPUs)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="DataLoader workers for the all-cores run (all CPUs)",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "loader_cpu.md"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 import timesformer
@@ -30,3 +32,34 @@ def randomize(model: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch.
 def clip(b: int = 2, t: int = 4, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
     """A random (B, 3, T, H, W) clip."""
     return torch.randn(b, 3, t, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def tiny_overrides(root: Path, out: Path, **extra) -> list[str]:
+    """key=value overrides for a tiny CPU run on ``synth_root``."""
+    values = {
+        "model.name": "timesformer_tiny",
+        "model.attention": "divided",
+        "model.time_embed_std": 1.0,
+        "model.pos_embed_std": 1.0,
+        "model.drop_path_rate": 0.0,
+        "data.format": "folder",
+        "data.root": str(root),
+        "data.num_frames": 4,
+        "data.sampling_rate": 2,
+        "data.crop_size": 16,
+        "data.train_scale": "[16, 18]",
+        "data.flip": "false",
+        "data.batch_size": 8,
+        "data.workers": 0,
+        "optim.name": "adamw",
+        "optim.lr": 0.003,
+        "optim.weight_decay": 0.0,
+        "optim.schedule": "cosine",
+        "optim.epochs": 2,
+        "optim.global_batch": 8,
+        "run.out": str(out),
+        "run.progress": "false",
+        "run.tensorboard": "false",
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]

@@ -17,8 +17,9 @@ class ModelConfig:
 
     ``num_frames`` and ``img_size`` are the sizes the embeddings are stored at; the model runs at
     any other frame count and resolution by resizing them (``pos_interp``).
-    ``time_embed_std`` is 0 in the reference (zeros); a from-scratch run may break the time
-    symmetry with a random start.
+    ``pos_embed_std`` (0.02) and ``time_embed_std`` (0: zeros) are the reference's starts; a run
+    from scratch learns order much sooner with both near 1, where the embeddings are as large as
+    the patch content and positions in space and time are told apart from the first step.
     """
 
     attention: str = "divided"
@@ -36,6 +37,7 @@ class ModelConfig:
     attn_drop_rate: float = 0.0
     layer_norm_eps: float = 1e-6
     pos_interp: str = "nearest"
+    pos_embed_std: float = 0.02
     time_embed_std: float = 0.0
     name: str = ""
 

@@ -61,7 +61,7 @@ class TimeSformer(nn.Module):
     # ------------------------------------------------------------------ initialisation
     def reset_parameters(self) -> None:
         """The reference initialisation, with every block's extra-step linear at zero."""
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=self.config.pos_embed_std)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         if self.time_embed is not None:
             if self.config.time_embed_std > 0:

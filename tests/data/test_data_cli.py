@@ -51,13 +51,31 @@ def test_probe_bad_files_one_line_each(index_video, tmp_path, capsys):
 
 def test_data_synth(tmp_path, capsys):
     out = tmp_path / "motion"
-    args = ["data", "synth", str(out), "--pairs", "left,rotation", "--train-per-class", "2",
-            "--val-per-class", "1", "--frames", "6", "--size", "32", "--seed", "4"]  # fmt: skip
+    args = [
+        "data",
+        "synth",
+        str(out),
+        "--pairs",
+        "left,rotation",
+        "--train-per-class",
+        "2",
+        "--val-per-class",
+        "1",
+        "--frames",
+        "6",
+        "--size",
+        "32",
+        "--seed",
+        "4",
+    ]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     assert (out / "classes.txt").read_text().split() == [
-        "right", "left", "clockwise", "anticlockwise",
-    ]  # fmt: skip
+        "right",
+        "left",
+        "clockwise",
+        "anticlockwise",
+    ]
     assert len(list((out / "train").rglob("*.mp4"))) == 8
     assert len(list((out / "val").rglob("*.mp4"))) == 4
     meta = json.loads((out / "meta.json").read_text())

@@ -17,8 +17,15 @@ ALL_CLASSES = synth.class_names([p.name for p in synth.PAIRS])
 def test_pairs_and_classes():
     assert len(synth.PAIRS) >= 4
     assert synth.class_names() == [
-        "right", "left", "down", "up", "clockwise", "anticlockwise", "approaching", "receding",
-    ]  # fmt: skip
+        "right",
+        "left",
+        "down",
+        "up",
+        "clockwise",
+        "anticlockwise",
+        "approaching",
+        "receding",
+    ]
     assert len(set(ALL_CLASSES)) == len(ALL_CLASSES) == 2 * len(synth.PAIRS)
     for name in ALL_CLASSES:
         assert pair_of(pair_of(name)) == name != pair_of(name)
@@ -147,12 +154,27 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 
 
 def test_make_synthetic_refuses_to_overwrite(tmp_path):
-    out = make_synthetic(tmp_path / "s", pairs=("fade",), train_per_class=1, val_per_class=0,
-                         frames=4, size=16, progress=False)  # fmt: skip
+    out = make_synthetic(
+        tmp_path / "s",
+        pairs=("fade",),
+        train_per_class=1,
+        val_per_class=0,
+        frames=4,
+        size=16,
+        progress=False,
+    )
     with pytest.raises(TimesformerError, match="already exists"):
         make_synthetic(out, pairs=("fade",), train_per_class=1, val_per_class=0, progress=False)
-    again = make_synthetic(out, pairs=("vertical",), train_per_class=1, val_per_class=0,
-                           frames=4, size=16, overwrite=True, progress=False)  # fmt: skip
+    again = make_synthetic(
+        out,
+        pairs=("vertical",),
+        train_per_class=1,
+        val_per_class=0,
+        frames=4,
+        size=16,
+        overwrite=True,
+        progress=False,
+    )
     assert (again / "classes.txt").read_text().split() == ["down", "up"]
     assert not (again / "train" / "appearing").exists()
     with pytest.raises(TimesformerError, match="unknown pair"):
@@ -169,8 +191,9 @@ def test_only_a_model_that_sees_frame_order_learns_the_pairs(tmp_path):
 
     from timesformer.data import ClipConfig, VideoClipDataset
 
-    root = make_synthetic(tmp_path / "motion", seed=0, train_per_class=40, val_per_class=16,
-                          progress=False)  # fmt: skip
+    root = make_synthetic(
+        tmp_path / "motion", seed=0, train_per_class=40, val_per_class=16, progress=False
+    )
     cfg = ClipConfig(num_frames=8, sampling_rate=2, crop_size=32, train_scale=(32, 40), flip=False)
 
     def load(split, mode, repeats):
@@ -187,9 +210,13 @@ def test_only_a_model_that_sees_frame_order_learns_the_pairs(tmp_path):
             super().__init__()
             self.ordered = ordered
             self.frame = nn.Sequential(
-                nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            )  # fmt: skip
+                nn.Conv2d(3, 16, 3, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, 2, 1),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(4),
+                nn.Flatten(),
+            )
             width = 32 * 16 * (8 if ordered else 1)
             self.head = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 8))
 

@@ -103,7 +103,9 @@ def read_checkpoint(path: str | Path) -> Source:
             names = json.loads(meta["class_names"]) if "class_names" in meta else None
         except (KeyError, json.JSONDecodeError) as err:
             raise CheckpointError(f"{path}: damaged timesformer metadata ({err})") from None
-        return Source(FORMAT_NAME, obj, cfg, names)
+        # Training checkpoints carry optimizer and RNG tensors under "optim/" and "rng/".
+        weights = {k: v for k, v in obj.items() if "/" not in k}
+        return Source(FORMAT_NAME, weights, cfg, names)
 
     if isinstance(obj, dict) and isinstance(obj.get("model_state"), dict):
         state = K.strip_prefix(_tensors(obj["model_state"], path), K.REFERENCE_PREFIX)

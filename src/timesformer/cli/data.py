@@ -50,6 +50,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="H.264 quality: 0 (default) is lossless, so decoded videos keep the time reversal "
         "exactly; higher values make smaller, lossy files",
     )
+    s.add_argument(
+        "--style",
+        choices=synthetic.STYLES,
+        default="rich",
+        help="rich (default): random colours and textures; simple: white shapes on black, "
+        "larger, which a small model learns from scratch on a CPU (the demo uses it)",
+    )
     s.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     s.set_defaults(func=run)
 
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         fps=args.fps,
         crf=args.crf,
+        style=args.style,
         overwrite=args.overwrite,
     )
     n = len(pairs) * 2

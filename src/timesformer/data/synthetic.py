@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +121,21 @@ class SynthParams:
     opacity: float  # mid-clip opacity (fade)
 
 
+STYLES: tuple[str, ...] = ("rich", "simple")
+
+
 def sample_params(
-    pair: str, rng: np.random.Generator, frames: int = 16, size: int = 64
+    pair: str, rng: np.random.Generator, frames: int = 16, size: int = 64, style: str = "rich"
 ) -> SynthParams:
-    """Draw parameters for one video of ``pair`` (the same distribution for both classes)."""
+    """Draw parameters for one video of ``pair`` (the same distribution for both classes).
+
+    ``style="rich"``: random colours, textures and textured backgrounds. ``style="simple"``: the
+    same shapes, motions, sizes and positions, drawn plain white on black and 1.6x larger, which
+    a small transformer learns from scratch within a CPU budget (the demo's set); random colours
+    and textures make a from-scratch model need far more clips before it sees the motion.
+    """
+    if style not in STYLES:
+        raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     _pair(pair)
     if frames < 2 or size < 16:
         raise TimesformerError(
@@ -158,7 +169,7 @@ def sample_params(
     elif pair == "fade":
         amount = rng.uniform(0.7, 0.95)
         opacity = 0.5 + rng.uniform(-1, 1) * (1 - amount) / 2  # stays within [0, 1]
-    return SynthParams(
+    params = SynthParams(
         frames=frames,
         size=size,
         background=tuple(float(v) for v in bg),
@@ -183,6 +194,18 @@ def sample_params(
         axis=float(axis),
         opacity=float(opacity),
     )
+    if style == "simple":
+        white = (1.0, 1.0, 1.0)
+        params = replace(
+            params,
+            background=(0.0, 0.0, 0.0),
+            background_contrast=0.0,
+            color=white,
+            color2=white,
+            texture="plain",
+            radius=params.radius * 1.6,
+        )
+    return params
 
 
 # --------------------------------------------------------------------------- rendering
@@ -340,6 +363,7 @@ def make_synthetic(
     size: int = 64,
     fps: float = 30.0,
     crf: int = 0,
+    style: str = "rich",
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -361,6 +385,8 @@ def make_synthetic(
         _pair(name)
     if not pairs:
         raise TimesformerError("no pairs to generate")
+    if style not in STYLES:
+        raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
         raise TimesformerError("need at least one video per class")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
@@ -376,7 +402,8 @@ def make_synthetic(
                 for name in pairs:
                     pair = _pair(name)
                     for i in range(count):
-                        params = sample_params(name, _clip_rng(seed, split, name, i), frames, size)
+                        rng = _clip_rng(seed, split, name, i)
+                        params = sample_params(name, rng, frames, size, style)
                         for cls in (pair.forward, pair.backward):
                             folder = tmp / split / cls
                             folder.mkdir(parents=True, exist_ok=True)
@@ -397,6 +424,7 @@ def make_synthetic(
             "classes": names,
             "frames": frames,
             "size": size,
+            "style": style,
             "fps": fps,
             "codec": "libx264",
             "crf": crf,

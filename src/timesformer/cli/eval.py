@@ -1,0 +1,101 @@
+"""``timesformer eval``: score a checkpoint with the multi-view test protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from timesformer.cli.train import resolve_config_files
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint (K clips x 3 crops per video)",
+        description=(
+            "Evaluate --checkpoint on the val split of the data in the config (by default the "
+            "config.yaml of the run folder the checkpoint belongs to), with the reference test "
+            "protocol: data.test_clips temporal clips x data.test_crops spatial crops per video, "
+            "views combined by run.eval_reduce (sum of logits, or mean softmax). Prints clip- "
+            "and video-level top-1/top-5 and per-class accuracy and writes a JSON result file. "
+            "Videos that fail to decode are listed, not fatal."
+        ),
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint load_checkpoint reads")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML config or shipped config name (default: the run's config.yaml)",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--out", default=None, help="result JSON (default: beside the checkpoint)")
+    p.set_defaults(func=run)
+
+
+def find_run_config(checkpoint: Path) -> Path | None:
+    for folder in (checkpoint.parent, checkpoint.parent.parent):
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from timesformer.checkpoints import load_checkpoint
+    from timesformer.engine.builders import build_dataset
+    from timesformer.engine.config import load_config
+    from timesformer.engine.distributed import init_distributed, shutdown
+    from timesformer.engine.evaluate import evaluate
+    from timesformer.errors import ConfigError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    ckpt = Path(args.checkpoint)
+    files = resolve_config_files(args.config)
+    if not files:
+        found = find_run_config(ckpt)
+        if found is None:
+            raise ConfigError(
+                f"{ckpt}: no --config given and no config.yaml in its run folder; pass --config"
+            )
+        files = [found]
+    cfg = load_config(files, args.overrides)
+    info = init_distributed(cfg.run.device)
+    try:
+        dataset = build_dataset(cfg, "val", "test")
+        model = load_checkpoint(ckpt).to(info.device)
+        if model.config.num_classes != dataset.num_classes:
+            raise ConfigError(
+                f"{ckpt}: the model has {model.config.num_classes} classes, the data "
+                f"{dataset.num_classes}"
+            )
+        result = evaluate(
+            model,
+            dataset,
+            batch_size=max(1, cfg.data.batch_size // 2),
+            workers=cfg.data.workers,
+            device=info.device,
+            precision=cfg.run.precision,
+            reduce=cfg.run.eval_reduce,
+            info=info,
+            progress=cfg.run.progress,
+        )
+    finally:
+        shutdown(info)
+    if not info.is_main:
+        return 0
+    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{ckpt.stem}.json")
+    out.write_text(json.dumps(result.to_dict(), indent=1))
+    print(f"{result.num_videos} videos x {result.num_views} views ({len(result.failed)} failed)")
+    print(
+        f"video top-1 {100 * result.video_top1:.2f}%  top-5 {100 * result.video_top5:.2f}%  "
+        f"clip top-1 {100 * result.clip_top1:.2f}%"
+    )
+    for name, acc in result.per_class.items():
+        print(f"  {name:<24} {100 * acc:6.1f}%")
+    for f in result.failed:
+        print(f"failed: {f['path']}: {f['error']}")
+    print(f"results: {out}")
+    return 0

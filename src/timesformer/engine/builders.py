@@ -1,0 +1,122 @@
+"""From a ``TrainConfig`` to data sets, loaders and a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from timesformer.checkpoints import load_checkpoint
+from timesformer.data import ClipConfig, VideoClipDataset, collate_clips, worker_init_fn
+from timesformer.engine.config import TrainConfig
+from timesformer.model import TimeSformer
+from timesformer.variants import create_model
+
+
+def clip_config(cfg: TrainConfig) -> ClipConfig:
+    d = cfg.data
+    return ClipConfig(
+        num_frames=d.num_frames,
+        sampling_rate=d.sampling_rate,
+        target_fps=d.target_fps,
+        sampling=d.sampling,
+        crop_size=d.crop_size,
+        train_scale=(d.train_scale[0], d.train_scale[1]),
+        flip=d.flip,
+        num_clips=d.test_clips,
+        num_crops=d.test_crops,
+    )
+
+
+def build_dataset(cfg: TrainConfig, split: str, mode: str) -> VideoClipDataset:
+    """``split`` is "train" or "val"; ``mode`` is "train", "val" or "test"."""
+    d = cfg.data
+    root = Path(d.root)
+    source = d.train if split == "train" else d.val
+    kwargs: dict[str, Any] = {"mode": mode, "config": clip_config(cfg)}
+    if d.format == "folder":
+        dataset = VideoClipDataset.from_folder(root / source, classes=d.classes, **kwargs)
+    elif d.format == "csv":
+        dataset = VideoClipDataset.from_csv(root / source, root, classes=d.classes, **kwargs)
+    else:
+        dataset = VideoClipDataset.from_ssv2(
+            root / source, root, root / (d.classes or ""), **kwargs
+        )
+    dataset.seed = cfg.run.seed
+    return dataset
+
+
+class EpochKeyed(Sampler):
+    """Yields (epoch, index) so that each sample's random augmentation depends only on the run's
+    seed, the epoch and the index: the same in one process or many, with persistent workers, and
+    after a resume."""
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        return ((epoch, i) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def train_loader(cfg: TrainConfig, dataset: VideoClipDataset, rank: int, world: int) -> DataLoader:
+    # The same shuffled order for one process or many: DistributedSampler with world 1 is a
+    # plain seeded shuffle, and with world N hands rank r every N-th sample of that order.
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.run.seed, drop_last=True
+    )
+    workers = cfg.data.workers
+    return DataLoader(
+        dataset,
+        batch_size=cfg.data.batch_size,
+        sampler=EpochKeyed(sampler),
+        num_workers=workers,
+        collate_fn=collate_clips,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+        worker_init_fn=worker_init_fn,
+        persistent_workers=workers > 0,
+    )
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> TimeSformer:
+    """A fresh model, or one initialised from ``model.init`` (any checkpoint load_checkpoint
+    reads, at any frame count or resolution: embeddings are resized, the head replaced)."""
+    m = cfg.model
+    arch = {
+        k: getattr(m, k)
+        for k in ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "drop_path_rate")
+        if getattr(m, k) is not None
+    }
+    sizes = {"num_frames": cfg.data.num_frames, "img_size": cfg.data.crop_size}
+    classes = m.num_classes or num_classes
+    if m.init:
+        model = load_checkpoint(
+            m.init,
+            attention=m.attention,
+            num_classes=classes,
+            **sizes,
+            **arch,
+            time_embed_std=m.time_embed_std,
+            pos_embed_std=m.pos_embed_std,
+        )
+    else:
+        model = create_model(
+            m.name,
+            attention=m.attention,
+            num_classes=classes,
+            **sizes,
+            **arch,
+            time_embed_std=m.time_embed_std,
+            pos_embed_std=m.pos_embed_std,
+        )
+    model.set_grad_checkpointing(m.grad_checkpointing)
+    return model

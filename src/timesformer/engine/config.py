@@ -1,0 +1,224 @@
+"""Typed run configuration: dataclasses, YAML files and ``key=value`` overrides.
+
+OmegaConf does the merging and type checking (an unknown key or a value of the wrong type is
+refused with the key's full name); ``load_config`` turns its errors into one-line
+``ConfigError``s.  The merged config is written into every run folder (``config.yaml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from timesformer.errors import ConfigError
+
+
+@dataclass
+class ModelSection:
+    """The network.  Unset (null) fields take the variant's value."""
+
+    name: str = "timesformer_base"
+    attention: str = "divided"
+    num_classes: int | None = None  # default: the data set's class count
+    patch_size: int | None = None
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    mlp_ratio: float | None = None
+    drop_path_rate: float | None = None
+    pos_embed_std: float = 0.02  # the reference's start; ~1 learns much sooner from scratch
+    time_embed_std: float = 0.0  # 0: the reference's zeros; ~1 breaks time symmetry from scratch
+    init: str | None = None  # a checkpoint load_checkpoint reads (ImageNet ViT, K400, own run)
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class DataSection:
+    """Where the videos are and how clips are drawn (defaults: reference K400 8 x 32 x 224)."""
+
+    format: str = "folder"  # folder | csv | ssv2
+    root: str = ""  # folder: contains train/ and val/ (or the splits below); csv/ssv2: video root
+    train: str = "train"  # folder: sub-folder; csv: list file; ssv2: labels JSON
+    val: str = "val"
+    classes: str | None = None  # class-name file (csv), or the SSv2 label map JSON
+    num_frames: int = 8
+    sampling_rate: int = 32
+    target_fps: float = 30.0
+    sampling: str = "window"  # window (Kinetics) | segment (SSv2)
+    crop_size: int = 224
+    train_scale: list[int] = field(default_factory=lambda: [256, 320])
+    flip: bool = True
+    test_clips: int = 1
+    test_crops: int = 3
+    batch_size: int = 8  # per process
+    workers: int = 4
+
+
+@dataclass
+class OptimSection:
+    """The paper's recipe by default: SGD, Nesterov momentum 0.9, weight decay 1e-4, lr 0.005,
+    15 epochs, lr x0.1 at epochs 11 and 14."""
+
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.005
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = "steps"  # steps | cosine
+    lr_steps: list[int] = field(default_factory=lambda: [11, 14])
+    lr_gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    epochs: int = 15
+    global_batch: int = 64  # reached by gradient accumulation over processes and steps
+    label_smoothing: float = 0.0
+    clip_grad: float | None = None
+
+
+@dataclass
+class RunSection:
+    """Where and how the run executes."""
+
+    out: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU and GPU) | fp16 (GPU, with a scaler)
+    compile: bool = False
+    keep_last: int = 2  # epoch checkpoints kept besides best.safetensors
+    eval_every: int = 1
+    resume: bool = True  # continue from the newest checkpoint in ``out`` when there is one
+    max_steps_per_epoch: int | None = None
+    eval_reduce: str = "sum"  # how views combine: sum (of logits, the reference) | softmax
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+
+_CHOICES = {
+    "data.format": ("folder", "csv", "ssv2"),
+    "data.sampling": ("window", "segment"),
+    "optim.name": ("sgd", "adamw"),
+    "optim.schedule": ("steps", "cosine"),
+    "run.precision": ("fp32", "bf16", "fp16"),
+    "run.eval_reduce": ("sum", "softmax"),
+}
+_POSITIVE = (
+    "data.num_frames",
+    "data.sampling_rate",
+    "data.crop_size",
+    "data.batch_size",
+    "data.test_clips",
+    "optim.epochs",
+    "optim.global_batch",
+    "run.eval_every",
+)
+
+
+def _get(cfg: TrainConfig, dotted: str) -> Any:
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Checks OmegaConf's types cannot express; raises ``ConfigError`` naming the key."""
+    for key, choices in _CHOICES.items():
+        if _get(cfg, key) not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {_get(cfg, key)!r}")
+    for key in _POSITIVE:
+        if _get(cfg, key) < 1:
+            raise ConfigError(f"{key} must be at least 1, got {_get(cfg, key)}")
+    if cfg.data.workers < 0:
+        raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
+    if cfg.data.test_crops not in (1, 3):
+        raise ConfigError(f"data.test_crops must be 1 or 3, got {cfg.data.test_crops}")
+    if len(cfg.data.train_scale) != 2 or not (
+        cfg.data.crop_size <= cfg.data.train_scale[0] <= cfg.data.train_scale[1]
+    ):
+        raise ConfigError(
+            f"data.train_scale must be [min, max] with crop_size <= min <= max, got "
+            f"{list(cfg.data.train_scale)} for crop_size {cfg.data.crop_size}"
+        )
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be positive, got {cfg.optim.lr}")
+    if not 0.0 <= cfg.optim.label_smoothing < 1.0:
+        raise ConfigError(
+            f"optim.label_smoothing must be in [0, 1), got {cfg.optim.label_smoothing}"
+        )
+    if cfg.run.keep_last < 1:
+        raise ConfigError(f"run.keep_last must be at least 1, got {cfg.run.keep_last}")
+    if not cfg.data.root:
+        raise ConfigError("data.root is not set (the folder of the videos)")
+    return cfg
+
+
+def _one_line(err: OmegaConfBaseException) -> str:
+    msg = (getattr(err, "msg", None) or str(err)).strip().splitlines()[0]
+    key = getattr(err, "full_key", None)
+    return f"{key}: {msg}" if key and key not in msg else msg
+
+
+def load_config(
+    files: list[str | Path] | None = None, overrides: list[str] | None = None, check: bool = True
+) -> TrainConfig:
+    """Defaults <- each YAML file in order <- ``key=value`` overrides (values parsed as YAML)."""
+    merged = OmegaConf.structured(TrainConfig)
+    for f in files or []:
+        path = Path(f)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (model, data, optim, run)")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.create(data))
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"{path}: {_one_line(err)}") from None
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r} is not of the form key=value (e.g. optim.lr=0.01)"
+            )
+        key, value = item.split("=", 1)
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        try:
+            OmegaConf.update(merged, key.strip(), parsed, merge=True, force_add=False)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"override {item!r}: {_one_line(err)}") from None
+    try:
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_one_line(err)) from None
+    return validate(cfg) if check else cfg
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def packaged_config(name: str) -> Path:
+    """A config shipped with the package (``timesformer/configs/NAME.yaml``)."""
+    path = Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no shipped config named {name!r}")
+    return path

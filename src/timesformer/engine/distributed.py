@@ -1,0 +1,76 @@
+"""PyTorch DDP through torchrun's environment: NCCL on GPU, Gloo on CPU."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from timesformer.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the run (a single process has rank 0 of world 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def pick_device(pref: str, local_rank: int = 0) -> torch.device:
+    if pref == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={pref} but no CUDA device is available")
+    if pref == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    try:
+        return torch.device(pref)
+    except RuntimeError:
+        raise ConfigError(f"run.device: unknown device {pref!r}") from None
+
+
+def init_distributed(device_pref: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
+    """Join the process group that torchrun describes in the environment (if any)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_pref, local_rank)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(
+            backend, timeout=datetime.timedelta(seconds=timeout_s), rank=rank, world_size=world
+        )
+    return DistInfo(rank, world, local_rank, device)
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over all processes (a no-op for one process)."""
+    if info.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()

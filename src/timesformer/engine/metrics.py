@@ -1,0 +1,138 @@
+"""Accuracy, run logs (metrics.jsonl, TensorBoard when installed) and the plots of a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict:
+    """Number of samples whose label is among the top k logits, for each k. logits (N, C)."""
+    out = {}
+    maxk = min(max(ks), logits.shape[-1])
+    top = logits.topk(maxk, dim=-1).indices  # (N, maxk)
+    hits = top == labels[:, None]
+    for k in ks:
+        out[k] = int(hits[:, : min(k, maxk)].any(dim=-1).sum())
+    return out
+
+
+class RunLog:
+    """Appends one JSON object per event to ``metrics.jsonl`` (and TensorBoard if available)."""
+
+    def __init__(self, folder: Path, tensorboard: bool = True, enabled: bool = True) -> None:
+        self.path = folder / "metrics.jsonl"
+        self.enabled = enabled
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(folder / "tensorboard"))
+            except Exception:
+                self.tb = None
+
+    def write(self, record: dict[str, Any], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None and step is not None:
+            kind = record.get("kind", "")
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(records: list[dict[str, Any]], out: Path, title: str = "") -> Path | None:
+    """Loss (per optimizer step and per epoch) and accuracy per epoch, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in records if r.get("kind") == "step"]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    if not epochs:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    if steps:
+        ax1.plot(
+            [r["step"] for r in steps],
+            [r["loss"] for r in steps],
+            lw=0.8,
+            alpha=0.5,
+            label="train (step)",
+        )
+    spe = max(1, epochs[0]["step"] // max(1, epochs[0]["epoch"]))
+    ax1.plot([r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="train")
+    if "val_loss" in epochs[0]:
+        ax1.plot([r["step"] for r in epochs], [r["val_loss"] for r in epochs], "s-", label="val")
+    ax1.set_xlabel(f"optimizer step ({spe} per epoch)")
+    ax1.set_ylabel("cross-entropy")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(
+        [r["epoch"] for r in epochs], [100 * r["train_acc"] for r in epochs], "o-", label="train"
+    )
+    if "val_top1" in epochs[0]:
+        ax2.plot(
+            [r["epoch"] for r in epochs],
+            [100 * r["val_top1"] for r in epochs],
+            "s-",
+            label="val top-1",
+        )
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy (%)")
+    ax2.set_ylim(0, 100)
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_confusion(matrix: list[list[int]], names: list[str], out: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (true class per row) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = torch.tensor(matrix, dtype=torch.float64)
+    norm = m / m.sum(dim=1, keepdim=True).clamp(min=1)
+    n = len(names)
+    size = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j] > 0:
+                    color = "white" if norm[i, j] > 0.5 else "black"
+                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=color)
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

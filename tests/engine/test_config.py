@@ -1,0 +1,90 @@
+"""Typed run configs: YAML + key=value overrides, clear errors, shipped recipes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from timesformer.engine.config import load_config, packaged_config, to_yaml
+from timesformer.errors import ConfigError
+
+ROOT = ["data.root=/videos"]
+
+
+def test_defaults_are_the_papers_recipe():
+    cfg = load_config(overrides=ROOT)
+    o = cfg.optim
+    assert (o.name, o.lr, o.momentum, o.nesterov, o.weight_decay) == ("sgd", 0.005, 0.9, True, 1e-4)
+    assert (o.epochs, o.lr_steps, o.lr_gamma, o.global_batch) == (15, [11, 14], 0.1, 64)
+    assert cfg.model.attention == "divided" and cfg.data.num_frames == 8
+
+
+def test_overrides_are_typed_and_merged_over_files(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr: 0.1\n  epochs: 3\ndata:\n  root: /a\n")
+    cfg = load_config([f], ["optim.lr=0.02", "optim.lr_steps=[1, 2]", "model.init=null"])
+    assert cfg.optim.lr == 0.02 and cfg.optim.epochs == 3 and cfg.optim.lr_steps == [1, 2]
+    assert cfg.data.root == "/a" and cfg.model.init is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lr=fast"], "optim.lr"),
+        (["optim.nope=1"], "Key 'nope' not in"),
+        (["nope.x=1"], "Key 'nope' not in"),
+        (["optim.lr"], "not of the form key=value"),
+        (["run.precision=fp8"], "run.precision must be one of"),
+        (["data.batch_size=0"], "data.batch_size must be at least 1"),
+        (["data.train_scale=[100, 90]"], "data.train_scale"),
+        (["data.root="], "data.root is not set"),
+    ],
+)
+def test_bad_configs_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=ROOT + overrides)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config([tmp_path / "missing.yaml"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config([bad])
+    typed = tmp_path / "typed.yaml"
+    typed.write_text("optim:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match=r"typed\.yaml: optim\.epochs"):
+        load_config([typed])
+
+
+@pytest.mark.parametrize("name", ["k400_base", "k400_hr", "k400_large", "ssv2_base", "synthetic"])
+def test_shipped_configs_load_and_round_trip(tmp_path, name):
+    cfg = load_config([packaged_config(name)], ROOT)
+    # what a run writes into its folder reads back to the same config
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg))
+    assert load_config([tmp_path / "config.yaml"]) == cfg
+
+
+def test_shipped_recipes_match_the_reference():
+    base = load_config([packaged_config("k400_base")], ROOT)
+    hr = load_config([packaged_config("k400_hr")], ROOT)
+    large = load_config([packaged_config("k400_large")], ROOT)
+    assert (base.data.num_frames, base.data.sampling_rate, base.data.crop_size) == (8, 32, 224)
+    assert (hr.data.num_frames, hr.data.sampling_rate, hr.data.crop_size) == (16, 16, 448)
+    assert (large.data.num_frames, large.data.sampling_rate, large.data.crop_size) == (96, 4, 224)
+    ssv2 = load_config([packaged_config("ssv2_base")], ROOT)
+    assert ssv2.data.sampling == "segment" and ssv2.data.flip is False
+
+
+def test_cli_config_error_is_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "timesformer", "train", "--config", "synthetic", "optim.lr=fast"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("timesformer train: error: override 'optim.lr=fast'")
+    assert proc.stderr.count("\n") == 1

@@ -1,0 +1,135 @@
+"""Training runs on the tiny synthetic set: learning, exact resume, DDP, divergence, eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import tiny_overrides
+from timesformer.engine import Trainer, TrainingDiverged, final_evaluation, load_config
+from timesformer.engine.state import epoch_checkpoints
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_file(path).items() if "/" not in k}
+
+
+def test_tiny_run_lowers_the_loss_and_beats_chance(synth_root, tmp_path):
+    cfg = load_config(overrides=tiny_overrides(synth_root, tmp_path / "run", **{"optim.epochs": 10}))
+    trainer = Trainer(cfg)
+    trainer.fit()
+    history = trainer.state.history
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
+    result = final_evaluation(trainer)
+    assert result.num_views == 3 and result.num_videos == 24
+    assert result.video_top1 >= 0.4  # 4 classes: chance is 0.25
+    out = tmp_path / "run"
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "best.safetensors",
+        "results.json",
+        "curves.png",
+        "confusion.png",
+    ):
+        assert (out / name).is_file(), name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == list(range(1, 11))
+    assert len(epoch_checkpoints(out / "checkpoints")) == 2  # keep_last
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_stopped_and_resumed_run_ends_bitwise_equal(synth_root, tmp_path, workers):
+    extra = {"data.workers": workers}
+    straight = Trainer(load_config(overrides=tiny_overrides(synth_root, tmp_path / "a", **extra)))
+    straight.fit()
+
+    first = Trainer(load_config(overrides=tiny_overrides(synth_root, tmp_path / "b", **extra)))
+    first.fit(stop_after=1)
+    assert first.state.epoch == 1
+    resumed = Trainer(load_config(overrides=tiny_overrides(synth_root, tmp_path / "b", **extra)))
+    assert resumed.resumed_from is not None and resumed.state.epoch == 1
+    resumed.fit()
+
+    a = weights(tmp_path / "a" / "checkpoints" / "epoch_002.safetensors")
+    b = weights(tmp_path / "b" / "checkpoints" / "epoch_002.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.state.step == resumed.state.step
+
+
+def test_ddp_with_two_gloo_processes_matches_one_process(synth_root, tmp_path):
+    one = Trainer(load_config(overrides=tiny_overrides(synth_root, tmp_path / "one")))
+    one.fit()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "timesformer",
+        "train",
+        "--no-test",
+        *tiny_overrides(synth_root, tmp_path / "two", **{"data.batch_size": 4}),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a = weights(tmp_path / "one" / "checkpoints" / "epoch_002.safetensors")
+    b = weights(tmp_path / "two" / "checkpoints" / "epoch_002.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_loss_that_turns_nan_stops_and_keeps_the_last_good_checkpoint(synth_root, tmp_path):
+    trainer = Trainer(load_config(overrides=tiny_overrides(synth_root, tmp_path / "run")))
+    trainer.fit(stop_after=1)
+    good = tmp_path / "run" / "checkpoints" / "epoch_001.safetensors"
+    before = weights(good)
+    trainer.schedule.lr_at = lambda step: 1e38  # make the next steps blow up
+    with pytest.raises(TrainingDiverged, match=r"epoch_001\.safetensors"):
+        trainer.fit()
+    assert [p.name for _, p in epoch_checkpoints(tmp_path / "run" / "checkpoints")] == [good.name]
+    after = weights(good)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_eval_reports_a_broken_file_and_scores_the_rest(synth_root, tmp_path):
+    run = tmp_path / "run"
+    Trainer(load_config(overrides=tiny_overrides(synth_root, run, **{"optim.epochs": 1}))).fit()
+    classes = (synth_root / "classes.txt").read_text().split()
+    videos = sorted((synth_root / "val").rglob("*.mp4"))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(videos[0].read_bytes()[:300])
+    lines = [f"{v} {classes.index(v.parent.name)}" for v in videos] + [f"{broken} 0"]
+    (tmp_path / "val.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "eval.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "timesformer",
+        "eval",
+        "--checkpoint",
+        str(run / "best.safetensors"),
+        "--out",
+        str(out),
+        "data.format=csv",
+        f"data.root={tmp_path}",
+        "data.val=val.csv",
+        f"data.classes={synth_root / 'classes.txt'}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["num_videos"] == len(videos)
+    assert [f["path"] for f in result["failed"]] == [str(broken)]
+    assert "failed: " in proc.stdout and str(broken) in proc.stdout
+    assert 0.0 <= result["video_top1"] <= 1.0 and len(result["per_class"]) == 4
