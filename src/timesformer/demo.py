@@ -140,6 +140,7 @@ def format_row(r: SchemeResult) -> str:
 
 
 def write_report(s: DemoSettings, results: list[SchemeResult]) -> None:
+    names_of_classes = (s.out / "data" / "classes.txt").read_text().split()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,16 +156,20 @@ def write_report(s: DemoSettings, results: list[SchemeResult]) -> None:
     names = [r.attention for r in results]
     x = torch.arange(len(results)).float()
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.bar(x - 0.2, [100 * r.video_top1 for r in results], 0.4, label="top-1 (8 classes)")
+    ax.bar(
+        x - 0.2,
+        [100 * r.video_top1 for r in results],
+        0.4,
+        label=f"top-1 ({len(names_of_classes)} classes)",
+    )
     ax.bar(x + 0.2, [100 * r.direction for r in results], 0.4, label="direction within pair")
-    ax.axhline(50, color="gray", ls="--", lw=1)
-    ax.axhline(100 / 8, color="gray", ls=":", lw=1)
-    ax.text(len(results) - 0.5, 51, "chance within a pair", ha="right", fontsize=8, color="gray")
+    ax.axhline(50, color="gray", ls="--", lw=1, label="chance within a pair")
+    ax.axhline(100 / len(names_of_classes), color="gray", ls=":", lw=1, label="chance (top-1)")
     ax.set_xticks(x.tolist(), names)
-    ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Attention schemes on time-reversal motion pairs")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7, ncol=2, framealpha=0.9)
+    ax.set_ylim(0, 110)
     fig.tight_layout()
     fig.savefig(s.out / "summary.png", dpi=110)
     plt.close(fig)

@@ -22,7 +22,9 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_tiny_run_lowers_the_loss_and_beats_chance(synth_root, tmp_path):
-    cfg = load_config(overrides=tiny_overrides(synth_root, tmp_path / "run", **{"optim.epochs": 10}))
+    cfg = load_config(
+        overrides=tiny_overrides(synth_root, tmp_path / "run", **{"optim.epochs": 10})
+    )
     trainer = Trainer(cfg)
     trainer.fit()
     history = trainer.state.history

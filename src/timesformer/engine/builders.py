@@ -96,27 +96,16 @@ def build_model(cfg: TrainConfig, num_classes: int) -> TimeSformer:
         for k in ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "drop_path_rate")
         if getattr(m, k) is not None
     }
-    sizes = {"num_frames": cfg.data.num_frames, "img_size": cfg.data.crop_size}
-    classes = m.num_classes or num_classes
-    if m.init:
-        model = load_checkpoint(
-            m.init,
-            attention=m.attention,
-            num_classes=classes,
-            **sizes,
-            **arch,
-            time_embed_std=m.time_embed_std,
-            pos_embed_std=m.pos_embed_std,
-        )
-    else:
-        model = create_model(
-            m.name,
-            attention=m.attention,
-            num_classes=classes,
-            **sizes,
-            **arch,
-            time_embed_std=m.time_embed_std,
-            pos_embed_std=m.pos_embed_std,
-        )
+    fields = {
+        **arch,
+        "attention": m.attention,
+        "num_classes": m.num_classes or num_classes,
+        "num_frames": cfg.data.num_frames,
+        "img_size": cfg.data.crop_size,
+        "time_embed_std": m.time_embed_std,
+        "pos_embed_std": m.pos_embed_std,
+    }
+    # The same fields build a fresh model or override those of the checkpoint it starts from.
+    model = load_checkpoint(m.init, **fields) if m.init else create_model(m.name, **fields)
     model.set_grad_checkpointing(m.grad_checkpointing)
     return model

@@ -1,0 +1,35 @@
+"""The embedded demo: its pair metrics and a miniature end-to-end run."""
+
+from __future__ import annotations
+
+import torch
+
+from timesformer.demo import DemoSettings, pair_metrics, run_demo
+
+NAMES = ["right", "left", "down", "up"]
+
+
+def test_pair_metrics_separate_finding_the_pair_from_the_direction():
+    labels = torch.tensor([0, 1, 2, 3])
+    # Right pair every time, direction always wrong: the pair is found, the order is not.
+    swapped = torch.eye(4)[[1, 0, 3, 2]]
+    assert pair_metrics(swapped, labels, NAMES) == (1.0, 0.0)
+    assert pair_metrics(torch.eye(4), labels, NAMES) == (1.0, 1.0)
+    # Always "down": the pair is found for down and up only; the direction compares each
+    # video's own two pair scores, whatever the prediction.
+    other = torch.tensor([[0.2, 0.1, 5.0, 0.0]] * 4)
+    assert pair_metrics(other, labels, NAMES) == (0.5, 0.5)
+
+
+def test_miniature_demo_writes_its_report(tmp_path):
+    settings = DemoSettings(out=tmp_path, schemes=("space", "divided"), train_per_class=4,
+                            val_per_class=2, epochs=1, progress=False)  # fmt: skip
+    lines: list[str] = []
+    results = run_demo(settings, log=lines.append)
+    assert [r.attention for r in results] == ["space", "divided"]
+    assert results[1].params > results[0].params
+    assert all(0.0 <= r.video_top1 <= 1.0 and 0.0 <= r.direction <= 1.0 for r in results)
+    report = (tmp_path / "results.md").read_text()
+    assert "space" in report and "divided" in report
+    assert (tmp_path / "summary.png").stat().st_size > 1000
+    assert (tmp_path / "divided" / "confusion.png").is_file()
