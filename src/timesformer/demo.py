@@ -25,15 +25,18 @@ from timesformer.schemes import ATTENTION_SCHEMES
 class DemoSettings:
     out: Path = Path("runs/demo")
     schemes: tuple[str, ...] = ATTENTION_SCHEMES
+    # Rotation is left out: at 32 px with 8 px patches divided attention stayed at chance on it
+    # after 16 epochs, while the other three pairs reached 100% (see the README).
+    pairs: tuple[str, ...] = ("horizontal", "vertical", "depth")
     train_per_class: int = 300
     val_per_class: int = 50
-    epochs: int = 8
+    epochs: int = 12
     seed: int = 0
     progress: bool = True
 
     @classmethod
     def quick(cls, **kw) -> DemoSettings:
-        return cls(train_per_class=100, val_per_class=25, epochs=4, **kw)
+        return cls(train_per_class=100, val_per_class=25, epochs=6, **kw)
 
 
 @dataclass
@@ -73,11 +76,13 @@ def run_demo(s: DemoSettings, log=print) -> list[SchemeResult]:
         "frames": 16,
     }
     have = json.loads(meta.read_text()) if meta.is_file() else {}
-    if any(have.get(k) != v for k, v in want.items()):
+    have_pairs = [p["name"] for p in have.get("pairs", [])]
+    if any(have.get(k) != v for k, v in want.items()) or have_pairs != list(s.pairs):
         log(f"writing the synthetic motion set to {data} ...")
         make_synthetic(
             data,
             seed=s.seed,
+            pairs=s.pairs,
             train_per_class=s.train_per_class,
             val_per_class=s.val_per_class,
             frames=16,
