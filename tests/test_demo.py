@@ -22,7 +22,7 @@ def test_pair_metrics_separate_finding_the_pair_from_the_direction():
 
 
 def test_miniature_demo_writes_its_report(tmp_path):
-    settings = DemoSettings(out=tmp_path, schemes=("space", "divided"), train_per_class=4,
+    settings = DemoSettings(out=tmp_path, schemes=("space", "divided"), train_per_class=6,
                             val_per_class=2, epochs=1, progress=False)  # fmt: skip
     lines: list[str] = []
     results = run_demo(settings, log=lines.append)
