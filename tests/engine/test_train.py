@@ -148,3 +148,41 @@ def test_bf16_autocast_on_cpu_trains(synth_root, tmp_path):
     record = trainer.state.history[-1]
     assert 0.5 < record["train_loss"] < 3.0  # finite (NaN fails every comparison)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_run_initialised_from_a_checkpoint_of_another_frame_count(synth_root, tmp_path):
+    from timesformer import create_model, save_checkpoint
+
+    source = create_model("timesformer_tiny", num_classes=10, num_frames=8, img_size=16,
+                          time_embed_std=1.0)  # fmt: skip
+    save_checkpoint(source, tmp_path / "init.safetensors")
+    cfg = load_config(
+        overrides=tiny_overrides(
+            synth_root, tmp_path / "run",
+            **{"model.init": str(tmp_path / "init.safetensors"), "optim.epochs": 1},
+        )
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    model = trainer.model
+    assert model.time_embed.shape[1] == 4 and model.head.out_features == 4
+    assert any("time_embed 8->4" in r for r in model.load_report.resized)
+    torch.testing.assert_close(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    trainer.fit()
+    assert trainer.state.epoch == 1
+
+
+@pytest.mark.slow
+def test_compiled_run_trains(synth_root, tmp_path):
+    cfg = load_config(
+        overrides=tiny_overrides(
+            synth_root, tmp_path / "run", **{"run.compile": "true", "optim.epochs": 1}
+        )
+    )
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert 0.5 < trainer.state.history[-1]["train_loss"] < 3.0
+    # the checkpoint is saved from the unwrapped model: plain key names
+    assert not any(
+        "_orig_mod" in k
+        for k in weights(tmp_path / "run" / "checkpoints" / "epoch_001.safetensors")
+    )
