@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from timesformer.cli.train import resolve_config_files
+from timesformer.cli.train import add_config_arguments, resolve_config_files
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,14 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint load_checkpoint reads")
-    p.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="YAML config or shipped config name (default: the run's config.yaml)",
-    )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    add_config_arguments(p, "YAML config or shipped config name (default: the run's config.yaml)")
     p.add_argument("--out", default=None, help="result JSON (default: beside the checkpoint)")
     p.set_defaults(func=run)
 

@@ -22,20 +22,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "torchrun --nproc_per_node=N -m timesformer train ..."
         ),
     )
-    p.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="YAML config or shipped config name; repeat to layer several",
-    )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    add_config_arguments(p, "YAML config or shipped config name; repeat to layer several")
     p.add_argument(
         "--no-test",
         action="store_true",
         help="skip the final multi-view evaluation on the val split",
     )
     p.set_defaults(func=run)
+
+
+def add_config_arguments(p: argparse.ArgumentParser, config_help: str) -> None:
+    """``--config FILE`` (repeatable) and trailing ``KEY=VALUE`` overrides, for train and eval."""
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help=config_help)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
 def resolve_config_files(names: list[str]) -> list[Path]:
