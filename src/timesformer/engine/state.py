@@ -126,12 +126,16 @@ def load_train_state(
         raise CheckpointError(f"{path}: damaged training state ({err})") from None
     model = unwrap(model)
     weights = {k: v for k, v in tensors.items() if "/" not in k}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
+    target = model.state_dict()
+    missing = sorted(set(target) - set(weights))
+    unexpected = sorted(set(weights) - set(target))
+    wrong = sorted(k for k in set(target) & set(weights) if target[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
         raise CheckpointError(
             f"{path}: the checkpoint does not fit this run's model "
-            f"(missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]})"
+            f"(missing {missing[:4]}, unexpected {unexpected[:4]}, other shapes {wrong[:4]})"
         )
+    model.load_state_dict(weights)
     opt_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim/"):
