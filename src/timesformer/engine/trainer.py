@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -162,7 +163,7 @@ class Trainer:
             y = batch["label"].to(self.device, non_blocking=True)
             last_micro = (micro + 1) % self.accum == 0
             sync = last_micro or not info.enabled
-            ctx = self.net.no_sync() if not sync else _null()
+            ctx = self.net.no_sync() if not sync else contextlib.nullcontext()
             with ctx:
                 with autocast_context(self.device, cfg.run.precision):
                     logits = self.net(x)
@@ -275,14 +276,6 @@ class Trainer:
             )
         self.runlog.close()
         return {"state": self.state, "out": self.out}
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def final_evaluation(trainer: Trainer) -> EvalResult:
