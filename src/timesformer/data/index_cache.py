@@ -27,7 +27,7 @@ class FrameIndex:
     pts: np.ndarray | None  # (N,) int64 presentation timestamps (stream time base), increasing
     times: np.ndarray  # (N,) float64 seconds since the first frame
     keyframes: np.ndarray  # (K,) int64 frame indices of keyframes, increasing
-    seek_ts: np.ndarray  # (K,) int64 timestamp to seek to for each keyframe (its dts)
+    seek_ts: np.ndarray  # (K,) int64 timestamp to seek to for each keyframe (its pts)
     exact: bool  # True: built by decoding every frame; False: by reading packets only
 
     @property
@@ -82,7 +82,7 @@ def build_index(
 ) -> FrameIndex | None:
     """The index of frames with timestamps ``pts_list`` (any order; None where unknown).
 
-    ``key_seek`` maps keyframe packet pts to the timestamp seeks go by (their dts);
+    ``key_seek`` maps keyframe packet pts to the timestamp seeks go by (their pts);
     ``decoded_keys`` are decode-order positions of key frames. Returns None when the timestamps
     cannot number the frames and they came from packets (``exact=False``): only decoding can.
     """

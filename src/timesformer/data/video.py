@@ -6,7 +6,8 @@ and 41 in presentation order. Frame indices count the frames that really decode
 from reading the packets (cheap, no decoding) and is replaced by a full decode pass when the
 packets cannot be trusted (no timestamps, duplicates) or when decoding finds frames missing.
 
-Random access seeks once to the keyframe before the first wanted frame and decodes forward. Only
+Random access seeks to the keyframe before each wanted frame (once per keyframe interval that
+holds wanted frames) and decodes forward from there. Only
 the wanted frames are converted to RGB; for codecs whose decoders honour ``skip_frame`` (H.264,
 HEVC, MPEG-1/2/4) the non-reference frames that are not wanted are not even decoded. The rotation
 of phone video (the display matrix) is applied to the returned frames.
@@ -177,7 +178,10 @@ class VideoReader:
         if not self._fresh:
             self._open()
         self._fresh = False
-        key_seek: dict[int, int] = {}  # keyframe packet pts -> dts, the timestamp seeks go by
+        # keyframe packet pts -> the timestamp to seek to: its own pts. Demuxers that seek by pts
+        # (mp4) land one keyframe early when given the dts, which is smaller with B-frames;
+        # those that seek by dts still land on this keyframe, as its dts <= its pts.
+        key_seek: dict[int, int] = {}
         packet_pts: list[int] = []
         frame_pts: list[int | None] = []
         frame_keys: list[int] = []
@@ -185,7 +189,7 @@ class VideoReader:
             if packet.pts is not None:
                 packet_pts.append(packet.pts)
                 if packet.is_keyframe:
-                    key_seek[packet.pts] = packet.dts if packet.dts is not None else packet.pts
+                    key_seek[packet.pts] = packet.pts
             elif not decode:
                 return None
             if decode:
@@ -334,10 +338,10 @@ class VideoReader:
             got = self._decode_in_order(set(unique.tolist()))
         else:
             wanted = {int(index.pts[i]): int(i) for i in unique}
-            k = int(np.searchsorted(index.keyframes, unique[0], side="right")) - 1
-            seek = int(index.seek_ts[k]) if k > 0 and len(index.seek_ts) > k else None
-            got = self._decode_wanted(wanted, seek, self._skip_nonref)
-            if len(got) < len(wanted) and (seek is not None or self._skip_nonref):
+            got = {}
+            for seek, run in self._runs(unique):
+                got.update(self._decode_wanted(run, seek, self._skip_nonref))
+            if len(got) < len(wanted) and (len(index.keyframes) > 1 or self._skip_nonref):
                 # A seek that landed late, or a codec that packs frames: try the plain way.
                 missing = {p: i for p, i in wanted.items() if i not in got}
                 got.update(self._decode_wanted(missing, None, False))
@@ -361,6 +365,24 @@ class VideoReader:
         raise VideoDecodeError(
             self.path, f"frame {missing[0]} of {self.num_frames} does not decode"
         )
+
+    def _runs(self, unique: np.ndarray) -> list[tuple[int | None, dict[int, int]]]:
+        """Split sorted frame indices into runs that each start from their own keyframe.
+
+        Wanted frames after different keyframes are decoded from those keyframes: when frame j
+        has a later keyframe than frame i, that keyframe lies after i, so seeking to it skips
+        the frames between i and it instead of decoding through them. Returns (seek timestamp or
+        None for the start, {pts: index}) per run.
+        """
+        index = self._index
+        assert index.pts is not None
+        starts = np.searchsorted(index.keyframes, unique, side="right") - 1
+        runs: list[tuple[int | None, dict[int, int]]] = []
+        for k in np.unique(starts):
+            members = unique[starts == k]
+            seek = int(index.seek_ts[k]) if k > 0 and len(index.seek_ts) > k else None
+            runs.append((seek, {int(index.pts[i]): int(i) for i in members}))
+        return runs
 
     def _decode_wanted(
         self, wanted: dict[int, int], seek: int | None, skip_nonref: bool
