@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -29,6 +31,9 @@ class TimeSformer(nn.Module):
         d = config.embed_dim
         self.num_features = d
         self.class_names: list[str] | None = None
+        # How the clips this model saw were made (``ClipConfig`` fields: frames, sampling rate,
+        # crop, mean/std); saved with the weights so that inference preprocesses the same way.
+        self.preprocess: dict[str, Any] | None = None
 
         self.patch_embed = PatchEmbed(config.patch_size, config.in_chans, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))

@@ -13,8 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import tiny_overrides
+from timesformer.checkpoints import load_checkpoint
 from timesformer.engine import Trainer, TrainingDiverged, final_evaluation, load_config
 from timesformer.engine.state import epoch_checkpoints
+from timesformer.inference.predictor import default_clip_config
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -45,6 +47,11 @@ def test_tiny_run_lowers_the_loss_and_beats_chance(synth_root, tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == list(range(1, 11))
     assert len(epoch_checkpoints(out / "checkpoints")) == 2  # keep_last
+    # The best model carries its class names and clip settings for `timesformer predict`.
+    best = load_checkpoint(out / "best.safetensors")
+    assert best.class_names == trainer.class_names
+    assert best.preprocess["sampling_rate"] == 2 and best.preprocess["crop_size"] == 16
+    assert default_clip_config(best).sampling_rate == 2
 
 
 @pytest.mark.parametrize("workers", [0, 1])

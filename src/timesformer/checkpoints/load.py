@@ -53,6 +53,7 @@ class Source:
     state: dict[str, Tensor]
     config: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] | None = None
+    preprocess: dict[str, Any] | None = None  # ClipConfig fields the model was trained with
 
 
 @dataclass
@@ -101,11 +102,14 @@ def read_checkpoint(path: str | Path) -> Source:
         try:
             cfg = json.loads(meta["config"])
             names = json.loads(meta["class_names"]) if "class_names" in meta else None
+            preprocess = json.loads(meta["preprocess"]) if "preprocess" in meta else None
         except (KeyError, json.JSONDecodeError) as err:
             raise CheckpointError(f"{path}: damaged timesformer metadata ({err})") from None
+        if preprocess is not None and not isinstance(preprocess, dict):
+            raise CheckpointError(f"{path}: damaged timesformer metadata (preprocess)")
         # Training checkpoints carry optimizer and RNG tensors under "optim/" and "rng/".
         weights = {k: v for k, v in obj.items() if "/" not in k}
-        return Source(FORMAT_NAME, weights, cfg, names)
+        return Source(FORMAT_NAME, weights, cfg, names, preprocess)
 
     if isinstance(obj, dict) and isinstance(obj.get("model_state"), dict):
         state = K.strip_prefix(_tensors(obj["model_state"], path), K.REFERENCE_PREFIX)
@@ -279,6 +283,8 @@ def load_into(src: Source, model: TimeSformer, path: Path, strict: bool = True) 
         model.reset_classifier(model.config.num_classes)
     if src.class_names is not None and len(src.class_names) == model.config.num_classes:
         model.class_names = list(src.class_names)
+    if src.preprocess is not None:
+        model.preprocess = dict(src.preprocess)
     log.info(report.summary())
     return report
 

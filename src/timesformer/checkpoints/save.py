@@ -31,6 +31,12 @@ def unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
+def preprocess_metadata(model: nn.Module) -> dict[str, str]:
+    """The header entry for ``model.preprocess`` (how its clips were made), if it has one."""
+    preprocess = getattr(unwrap(model), "preprocess", None)
+    return {"preprocess": json.dumps(preprocess)} if preprocess else {}
+
+
 def save_checkpoint(
     model: nn.Module,
     path: str | Path,
@@ -62,6 +68,7 @@ def save_checkpoint(
             "format_version": FORMAT_VERSION,
             "config": json.dumps(cfg.to_dict()),
             **({"class_names": json.dumps(list(names))} if names is not None else {}),
+            **preprocess_metadata(model),
             **(metadata or {}),
         }
         write_safetensors(path, state, meta)

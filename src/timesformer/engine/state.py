@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from timesformer.checkpoints.io import read_safetensors, write_safetensors
-from timesformer.checkpoints.save import FORMAT_NAME, FORMAT_VERSION, unwrap
+from timesformer.checkpoints.save import FORMAT_NAME, FORMAT_VERSION, preprocess_metadata, unwrap
 from timesformer.errors import CheckpointError
 
 EPOCH_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
@@ -101,6 +101,7 @@ def save_train_state(
     }
     if class_names is not None:
         meta["class_names"] = json.dumps(list(class_names))
+    meta.update(preprocess_metadata(model))
     if scaler is not None and scaler.is_enabled():
         meta["scaler"] = json.dumps(scaler.state_dict())
     write_safetensors(path, tensors, meta)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 from timesformer.checkpoints import save_checkpoint
 from timesformer.data import DecodeFailures
 from timesformer.engine import state as S
-from timesformer.engine.builders import build_dataset, build_model, train_loader
+from timesformer.engine.builders import build_dataset, build_model, clip_config, train_loader
 from timesformer.engine.config import TrainConfig, to_yaml
 from timesformer.engine.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
 from timesformer.engine.evaluate import EvalResult, autocast_context, evaluate
@@ -82,6 +83,7 @@ class Trainer:
 
         self.model = build_model(cfg, self.train_set.num_classes).to(self.device)
         self.model.class_names = self.class_names
+        self.model.preprocess = dataclasses.asdict(clip_config(cfg))
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.schedule = LRSchedule(cfg.optim, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.run.precision == "fp16")
