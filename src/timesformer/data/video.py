@@ -366,6 +366,54 @@ class VideoReader:
             self.path, f"frame {missing[0]} of {self.num_frames} does not decode"
         )
 
+    def iter_frames(
+        self, indices: Sequence[int] | np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode the video once from the start, as a stream.
+
+        Yields (index, (H, W, 3) uint8 RGB) for each wanted index that decodes, in increasing
+        order (all frames when ``indices`` is None). Only one decoded frame is held at a time, so
+        memory stays flat however long the video; unwanted non-reference frames are skipped
+        where the codec allows. A wanted frame that does not decode is left out, not an error.
+        """
+        index = self._index
+        wanted = None if indices is None else {int(i) for i in np.asarray(indices).reshape(-1)}
+        self._seek(None)
+        if index.pts is None:  # no timestamps: number frames as they come
+            for count, frame in enumerate(self._frames()):
+                if wanted is None or count in wanted:
+                    yield count, self._to_rgb(frame)
+                if wanted is not None and count >= max(wanted, default=-1):
+                    return
+            return
+        pts_index = {int(p): i for i, p in enumerate(index.pts.tolist())}
+        if wanted is not None:
+            pts_index = {p: i for p, i in pts_index.items() if i in wanted}
+        remaining = len(pts_index)  # stop once the last wanted frame is out
+        ctx = self._stream.codec_context
+        skipping = False
+        try:
+            for packet in self._packets():
+                if remaining == 0:
+                    return
+                if self._skip_nonref and wanted is not None:
+                    skip = packet.pts is not None and packet.pts not in pts_index
+                    if skip != skipping:
+                        ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                        skipping = skip
+                for frame in self._decode(packet):
+                    i = pts_index.get(frame.pts) if frame.pts is not None else None
+                    if i is not None:
+                        remaining -= 1
+                        yield i, self._to_rgb(frame)
+            for frame in self._decode(None):
+                i = pts_index.get(frame.pts) if frame.pts is not None else None
+                if i is not None:
+                    yield i, self._to_rgb(frame)
+        finally:
+            if skipping:
+                ctx.skip_frame = "DEFAULT"
+
     def _runs(self, unique: np.ndarray) -> list[tuple[int | None, dict[int, int]]]:
         """Split sorted frame indices into runs that each start from their own keyframe.
 
