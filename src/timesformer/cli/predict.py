@@ -1,0 +1,149 @@
+"""``timesformer predict``: top-k classes of video files, whole or window by window."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="top-k classes of videos (whole, or window by window for long videos)",
+        description=(
+            "Predict the classes of each video with the reference test protocol: the short side "
+            "resized to the crop size, K temporal clips x 3 spatial crops, the views' logits "
+            "averaged. The clip settings come from the checkpoint when it carries them (models "
+            "trained here do), else from the model (its frames and size, the reference sampling "
+            "rate). With --windows the clip slides over the whole video, decoded as one stream, "
+            "and each window gets its own prediction with its time range. A video that fails to "
+            "decode gets an error line and the others continue; the exit status is 1 when any "
+            "failed."
+        ),
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files or folders")
+    p.add_argument("--checkpoint", required=True, help="any checkpoint load_checkpoint reads")
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="class names: kinetics400, kinetics600, ssv2, or a file (one name per line, a JSON "
+        "list, {name: index} or {index: name}); default: the checkpoint's own names",
+    )
+    p.add_argument("--topk", type=int, default=5, help="classes per video (5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per video")
+    p.add_argument("--out", default=None, help="also write the JSON lines to this file")
+    g = p.add_argument_group("long videos")
+    g.add_argument("--windows", action="store_true", help="slide the clip over the whole video")
+    g.add_argument(
+        "--stride",
+        type=float,
+        default=None,
+        help="seconds between window starts (default: one window, so they tile the video)",
+    )
+    g.add_argument(
+        "--timeline", default=None, metavar="DIR", help="write a timeline PNG per video here"
+    )
+    c = p.add_argument_group("clip settings (default: from the checkpoint)")
+    c.add_argument("--clips", type=int, default=None, help="temporal clips per video (K)")
+    c.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops")
+    c.add_argument("--sampling-rate", type=int, default=None, help="frame step at target fps")
+    r = p.add_argument_group("running")
+    r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if any)")
+    r.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    r.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this one)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _text(pred) -> str:
+    if pred.error is not None:
+        return f"{pred.path}: error: {pred.error}"
+    top = ", ".join(f"{lab} {p:.3f}" for lab, p in pred.top)
+    lines = [f"{pred.path}: {top}"]
+    for w in pred.windows or []:
+        best = ", ".join(f"{lab} {p:.3f}" for lab, p in w.top[:3])
+        lines.append(f"  {w.start:8.2f}-{w.end:8.2f} s  {best}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from timesformer.checkpoints import load_checkpoint
+    from timesformer.checkpoints.io import write_text
+    from timesformer.data import VideoDecodeError
+    from timesformer.errors import ConfigError
+    from timesformer.inference.labels import load_labels
+    from timesformer.inference.predictor import (
+        Prediction,
+        Predictor,
+        default_clip_config,
+        find_videos,
+    )
+    from timesformer.inference.windows import plot_timeline
+
+    if args.topk < 1:
+        raise ConfigError(f"--topk must be at least 1, got {args.topk}")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
+    if (args.stride is not None or args.timeline) and not args.windows:
+        raise ConfigError("--stride and --timeline need --windows")
+    videos = find_videos(args.videos)
+    labels = load_labels(args.labels) if args.labels else None
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_checkpoint(args.checkpoint)
+    if labels is not None and len(labels) != model.config.num_classes:
+        raise ConfigError(
+            f"{args.labels}: {len(labels)} class names for a model of "
+            f"{model.config.num_classes} classes"
+        )
+    clip = default_clip_config(
+        model,
+        num_clips=args.clips,
+        num_crops=args.crops,
+        sampling_rate=args.sampling_rate,
+        # A sampling rate asks for windows of frames, also from a segment-sampling (SSv2) model.
+        sampling="window" if args.sampling_rate is not None else None,
+    )
+    predictor = Predictor(
+        model, clip=clip, labels=labels, device=device, precision=args.precision, topk=args.topk
+    )
+    progress = not args.no_progress and len(videos) > 1
+    if args.windows:
+        timeline = Path(args.timeline) if args.timeline else None
+        if timeline is not None:
+            timeline.mkdir(parents=True, exist_ok=True)
+
+        def windowed():
+            for path in tqdm(videos, desc="predict", unit="video", disable=not progress):
+                try:
+                    pred = predictor.predict_windows(path, stride=args.stride)
+                except VideoDecodeError as err:
+                    yield Prediction(str(path), error=str(err))
+                    continue
+                if timeline is not None:
+                    plot_timeline(pred, predictor.labels, timeline / f"{path.stem}_timeline.png")
+                yield pred
+
+        results = windowed()
+    else:
+        results = predictor.predict_many(videos, workers=args.workers, progress=progress)
+
+    failed = 0
+    lines: list[str] = []
+    for pred in results:
+        failed += not pred.ok
+        line = json.dumps(pred.to_dict()) if args.json or args.out else None
+        if line is not None:
+            lines.append(line)
+        out = line if args.json else _text(pred)
+        print(out, flush=True)
+    if args.out:
+        write_text(Path(args.out), "".join(f"{x}\n" for x in lines))
+    if failed:
+        print(f"timesformer predict: {failed} of {len(videos)} videos failed", file=sys.stderr)
+        return 1
+    return 0

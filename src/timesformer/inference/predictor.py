@@ -1,0 +1,240 @@
+"""``Predictor``: top-k classes of video files with the reference test protocol.
+
+Each video gives V = K clips x crops views (the reference: 1 clip x 3 crops, short side resized to
+the crop size). The views' logits are averaged and turned into probabilities with one softmax:
+the ranking is the reference's (it sums the logits), and the probabilities are those of the
+average logit, not sharpened by the number of views.
+
+The preprocessing comes from the checkpoint when it carries it (a model trained here stores its
+clip settings), else from the model: its frame count and image size, with the reference
+sampling rate for that frame count (8 x 32, 16 x 16 for HR, 96 x 4 for L).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from timesformer.data import ClipConfig, VideoClipDataset
+from timesformer.data.video import VIDEO_EXTENSIONS
+from timesformer.engine.evaluate import EvalItems, autocast_context
+from timesformer.errors import ConfigError
+from timesformer.model import TimeSformer
+
+__all__ = ["Prediction", "Predictor", "WindowPrediction", "default_clip_config", "find_videos"]
+
+# The reference configs' sampling rate for each frame count (TimeSformer, -HR, -L).
+REFERENCE_RATES = {8: 32, 16: 16, 96: 4}
+_CLIP_FIELDS = {f.name for f in dataclasses.fields(ClipConfig)}
+
+
+def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
+    """The test-time clip settings for ``model``: its stored ``preprocess`` if any, else the
+    reference protocol at its frame count and image size; ``overrides`` (None values ignored)
+    replace fields."""
+    cfg = model.config
+    stored = {k: v for k, v in (getattr(model, "preprocess", None) or {}).items()}
+    base: dict[str, Any] = {
+        "num_frames": cfg.num_frames,
+        "sampling_rate": REFERENCE_RATES.get(cfg.num_frames, max(1, 256 // cfg.num_frames)),
+        "crop_size": cfg.img_size,
+        "num_clips": 1,
+        "num_crops": 3,
+        "test_scale": None,
+    }
+    base.update({k: v for k, v in stored.items() if k in _CLIP_FIELDS})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("train_scale", "mean", "std"):
+        if key in base:
+            base[key] = tuple(base[key])
+    if "train_scale" not in stored or base["crop_size"] > base["train_scale"][0]:
+        base["train_scale"] = (base["crop_size"], base["crop_size"])  # unused at test time
+    if base["num_frames"] != cfg.num_frames and cfg.attention != "space":
+        # The model resizes its time embedding only when loaded; a clip of another length
+        # would not match the embedding it has.
+        raise ConfigError(
+            f"the model takes {cfg.num_frames} frames, not {base['num_frames']}; load the "
+            f"checkpoint with num_frames={base['num_frames']} instead"
+        )
+    try:
+        return ClipConfig(**base)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"clip settings: {err}") from None
+
+
+def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files given, plus the video files (by extension) under folders given, sorted per folder.
+
+    Raises ``ConfigError`` for a path that does not exist or a folder with no video."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            videos = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+            )
+            if not videos:
+                raise ConfigError(f"{path}: no video files in this folder")
+            found += videos
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+    return found
+
+
+@dataclass
+class WindowPrediction:
+    """The prediction for one window of a long video: frames [start, end) seconds."""
+
+    start: float
+    end: float
+    top: list[tuple[str, float]]
+    probs: torch.Tensor | None = field(default=None, repr=False)  # (C,), not serialised
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "top": [{"label": lab, "prob": round(p, 6)} for lab, p in self.top],
+        }
+
+
+@dataclass
+class Prediction:
+    """The top-k classes of one video (``error`` set instead when it failed)."""
+
+    path: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    num_views: int = 0
+    error: str | None = None
+    windows: list[WindowPrediction] | None = None
+    probs: torch.Tensor | None = field(default=None, repr=False)  # (C,), not serialised
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path}
+        if self.error is not None:
+            out["error"] = self.error
+            return out
+        out["top"] = [{"label": lab, "prob": round(p, 6)} for lab, p in self.top]
+        out["views"] = self.num_views
+        if self.windows is not None:
+            out["windows"] = [w.to_dict() for w in self.windows]
+        return out
+
+
+class Predictor:
+    """Class probabilities for video files.
+
+    Args:
+        model: a ``TimeSformer`` (put in eval mode and moved to ``device``).
+        clip: test-time clip settings (default: ``default_clip_config(model)``).
+        labels: class names (default: the model's own, else "class 0", "class 1", ...).
+        device: "cpu", "cuda", ... (default: the model's device).
+        precision: "fp32", "bf16" or "fp16" (autocast).
+        topk: classes reported per video.
+    """
+
+    def __init__(
+        self,
+        model: TimeSformer,
+        *,
+        clip: ClipConfig | None = None,
+        labels: Sequence[str] | None = None,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        topk: int = 5,
+    ) -> None:
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if topk < 1:
+            raise ConfigError(f"topk must be at least 1, got {topk}")
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.clip = clip or default_clip_config(model)
+        c = model.config.num_classes
+        names = list(labels) if labels is not None else model.class_names
+        if names is not None and len(names) != c:
+            raise ConfigError(f"{len(names)} class names given for a model of {c} classes")
+        self.labels: list[str] = names or [f"class {i}" for i in range(c)]
+        self.precision = precision
+        self.topk = min(topk, c)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, *, model_overrides: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Predictor:
+        """A predictor for any checkpoint ``load_checkpoint`` reads."""
+        from timesformer.checkpoints import load_checkpoint
+
+        return cls(load_checkpoint(path, **(model_overrides or {})), **kwargs)
+
+    # ------------------------------------------------------------------ scoring
+
+    @torch.no_grad()
+    def probabilities(self, views: torch.Tensor, per_clip: int | None = None) -> torch.Tensor:
+        """Normalised views (V, 3, T, H, W) -> class probabilities (C,) of their average logit.
+
+        With ``per_clip`` the views are groups of that many (one group per clip or window) and the
+        result is (V // per_clip, C)."""
+        with autocast_context(self.device, self.precision):
+            logits = self.model(views.to(self.device, non_blocking=True)).float().cpu()
+        if per_clip is None:
+            return logits.mean(0).softmax(-1)
+        return logits.reshape(-1, per_clip, logits.shape[-1]).mean(1).softmax(-1)
+
+    def top(self, probs: torch.Tensor) -> list[tuple[str, float]]:
+        """The ``topk`` (label, probability) pairs of probabilities (C,), best first."""
+        values, indices = probs.topk(self.topk)
+        return [(self.labels[int(i)], float(v)) for v, i in zip(values, indices, strict=True)]
+
+    # ------------------------------------------------------------------ whole videos
+
+    def dataset(self, paths: Sequence[str | Path]) -> VideoClipDataset:
+        """The test views of ``paths`` as the evaluation reads them (unlabelled)."""
+        return VideoClipDataset(
+            [(p, -1) for p in paths], self.labels, mode="test", config=self.clip
+        )
+
+    def predict(self, path: str | Path) -> Prediction:
+        """The prediction for one video; raises ``VideoDecodeError`` when it does not decode."""
+        views = self.dataset([path]).load_clip(0)
+        probs = self.probabilities(views)
+        return Prediction(str(path), self.top(probs), len(views), probs=probs)
+
+    def predict_many(
+        self, paths: Sequence[str | Path], *, workers: int = 0, progress: bool = True
+    ) -> Iterator[Prediction]:
+        """Predictions for ``paths`` in order; a video that fails gives a ``Prediction`` with
+        ``error`` set and the others continue. ``workers`` decode ahead in other processes."""
+        if not paths:
+            return
+        items = EvalItems(self.dataset(paths))
+        loader = DataLoader(items, batch_size=None, num_workers=workers)
+        bar = tqdm(loader, total=len(items), desc="predict", unit="video", disable=not progress)
+        for item in bar:
+            if item["video"] is None:
+                yield Prediction(item["path"], error=item["error"])
+                continue
+            views = item["video"]
+            probs = self.probabilities(views)
+            yield Prediction(item["path"], self.top(probs), len(views), probs=probs)
+
+    def predict_windows(
+        self, path: str | Path, *, stride: float | None = None, batch: int = 4
+    ) -> Prediction:
+        """Slide the clip over the whole of a long video (see ``inference.windows``)."""
+        from timesformer.inference.windows import predict_windows
+
+        return predict_windows(self, path, stride=stride, batch=batch)

@@ -1,0 +1,94 @@
+"""``timesformer predict``: text and JSON lines, folders, failures, windows and timelines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inference.conftest import CLASSES
+from timesformer.cli import main
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["predict", *map(str, argv), "--sampling-rate", "2", "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_lines_for_a_folder(capsys, checkpoint, videos):
+    code, out, _ = _run(capsys, videos[0].parent, "--checkpoint", checkpoint, "--json", "--topk", 2)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in rows] == [str(v) for v in videos]
+    for r in rows:
+        assert len(r["top"]) == 2 and r["views"] == 3
+        assert {t["label"] for t in r["top"]} <= set(CLASSES)  # the checkpoint's own names
+        assert r["top"][0]["prob"] >= r["top"][1]["prob"]
+
+
+def test_text_output_and_a_failing_file(capsys, checkpoint, videos, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    out_file = tmp_path / "preds.jsonl"
+    code, out, err = _run(capsys, videos[0], bad, "--checkpoint", checkpoint, "--out", out_file)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{videos[0]}: ") and lines[1].startswith(f"{bad}: error: ")
+    assert "1 of 2 videos failed" in err
+    rows = [json.loads(x) for x in out_file.read_text().splitlines()]
+    assert "error" in rows[1] and "top" in rows[0]
+
+
+def test_shipped_label_set_must_fit_the_model(capsys, checkpoint, videos):
+    code, _, err = _run(capsys, videos[0], "--checkpoint", checkpoint, "--labels", "kinetics400")
+    assert code == 2
+    assert err.count("\n") == 1 and "400 class names" in err
+
+
+def test_labels_file_renames_the_classes(capsys, checkpoint, videos, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"n{i}" for i in range(5)) + "\n")
+    code, out, _ = _run(capsys, videos[0], "--checkpoint", checkpoint, "--labels", names, "--json")
+    assert code == 0
+    assert all(t["label"].startswith("n") for t in json.loads(out)["top"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.mp4", "--checkpoint", "{ckpt}"], "no such file"),
+        (["{video}", "--checkpoint", "missing.safetensors"], "missing.safetensors"),
+        (["{video}", "--checkpoint", "{ckpt}", "--topk", "0"], "--topk"),
+        (["{video}", "--checkpoint", "{ckpt}", "--stride", "2"], "--windows"),
+        (["{video}", "--checkpoint", "{ckpt}", "--windows", "--stride", "-1"], "stride"),
+    ],
+)
+def test_user_mistakes_give_one_line(capsys, checkpoint, videos, args, message):
+    argv = [a.format(ckpt=checkpoint, video=videos[0]) for a in args]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_windows_and_timeline(capsys, checkpoint, videos, tmp_path):
+    code, out, _ = _run(
+        capsys,
+        *videos[:2],
+        "--checkpoint",
+        checkpoint,
+        "--windows",
+        "--stride",
+        "1",
+        "--timeline",
+        tmp_path,
+        "--json",
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    for r, v in zip(rows, videos, strict=False):
+        starts = [w["start"] for w in r["windows"]]
+        assert starts[:3] == [0.0, 1.0, 2.0]  # every second
+        assert r["windows"][-1]["end"] == pytest.approx(4.0)  # 40 frames at 10 fps
+        png = tmp_path / f"{v.stem}_timeline.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"

