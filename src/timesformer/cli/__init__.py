@@ -13,7 +13,7 @@ import sys
 from timesformer.errors import TimesformerError
 
 # Sub-command modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("info", "probe", "data", "train", "eval", "demo", "predict")
+COMMANDS: tuple[str, ...] = ("info", "probe", "data", "train", "eval", "demo", "predict", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
