@@ -1,0 +1,155 @@
+"""``timesformer explain``: where the model looks, by attention rollout over one clip."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# How many frames of the video the default clip spans for the Kinetics recipe (8 frames x 32).
+KINETICS_RATE = 32
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="attention rollout of one clip, drawn over its frames (PNG grid and GIF)",
+        description=(
+            "Decode one centred clip of VIDEO with the model's number of frames, centre-crop it "
+            "as in validation, and compute attention rollout: how much each patch of each frame "
+            "contributes to the clip's cls token, following every attention step of every block "
+            "(for divided attention both the temporal and the spatial step) with the residual "
+            "connections. Writes OUT/<video stem>_rollout.png (the frames in a grid, heat map "
+            "over each) and OUT/<video stem>_rollout.gif (one GIF frame per clip frame), and "
+            "prints the top predicted class. Rollout is defined for all five schemes (space: "
+            "per frame); a scheme whose attention cannot be read this way is refused."
+        ),
+    )
+    p.add_argument("video", metavar="VIDEO", help="the video file")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint load_checkpoint reads")
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    p.add_argument(
+        "--head-fusion",
+        choices=("mean", "max", "min"),
+        default="mean",
+        help="how the heads of each attention step are combined (mean)",
+    )
+    p.add_argument(
+        "--discard-ratio",
+        type=float,
+        default=0.0,
+        help="fraction in [0, 1) of each row's weakest attention weights dropped before the "
+        "rollout; higher values give sharper maps (0)",
+    )
+    p.add_argument(
+        "--sampling-rate",
+        type=int,
+        default=None,
+        help="frames between the clip's frames at 30 fps (default: the rate stored with the "
+        f"checkpoint; else {KINETICS_RATE} for an 8-frame model, the Kinetics recipe; else the "
+        "rate that makes the clip span the whole video)",
+    )
+    p.add_argument(
+        "--device", default="auto", help="torch device: auto (cuda when available), cpu, cuda:0"
+    )
+    p.set_defaults(func=run)
+
+
+def clip_indices(reader, num_frames: int, sampling_rate: int | None, preprocess: dict):
+    """Frame indices (num_frames,) of the centred clip, and the sampling rate used (0: segment)."""
+    import numpy as np
+
+    from timesformer.data.sampling import segment_indices, test_indices
+    from timesformer.errors import ConfigError
+
+    n, fps = reader.num_frames, reader.fps
+    target_fps = float(preprocess.get("target_fps", 30.0))
+    if sampling_rate is None and preprocess.get("sampling") == "segment":
+        # Something-Something models see one frame from each of num_frames equal segments.
+        return segment_indices(n, num_frames), 0
+    if sampling_rate is None:
+        sampling_rate = preprocess.get("sampling_rate")
+    if sampling_rate is None:
+        if num_frames == 8:
+            sampling_rate = KINETICS_RATE
+        else:
+            # A window of num_frames * rate frames at target_fps covers the video's n frames.
+            sampling_rate = max(1, int(n * target_fps / fps / num_frames))
+    if int(sampling_rate) < 1:
+        raise ConfigError(f"the sampling rate must be >= 1, got {sampling_rate}")
+    pos = test_indices(n, num_frames, int(sampling_rate), 0, 1, fps, target_fps)
+    return np.asarray(reader.retime(pos)), int(sampling_rate)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from timesformer.checkpoints import load_checkpoint
+    from timesformer.data import VideoReader
+    from timesformer.data.transforms import MEAN, STD, val_transform
+    from timesformer.errors import ConfigError
+    from timesformer.inference.overlay import save_overlay_gif, save_overlay_grid
+    from timesformer.inference.rollout import explain_clip, rollout_support
+
+    if not 0.0 <= args.discard_ratio < 1.0:
+        raise ConfigError(f"--discard-ratio must be in [0, 1), got {args.discard_ratio}")
+    if args.sampling_rate is not None and args.sampling_rate < 1:
+        raise ConfigError(f"--sampling-rate must be >= 1, got {args.sampling_rate}")
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {args.device}: CUDA is not available on this machine")
+    video = Path(args.video)
+    # Open the video first: a bad video fails in a moment, before a large checkpoint loads.
+    reader = VideoReader(video)
+    model = load_checkpoint(args.checkpoint)
+    rollout_support(model)  # refuse an unsupported scheme before decoding anything
+    pre = dict(getattr(model, "preprocess", None) or {})
+    t = model.config.num_frames
+    with reader:
+        indices, rate = clip_indices(reader, t, args.sampling_rate, pre)
+        frames = reader.get_frames(indices)  # uint8 (T, H, W, 3)
+    crop = int(pre.get("crop_size", model.config.img_size))
+    mean = tuple(pre.get("mean", MEAN))
+    std = tuple(pre.get("std", STD))
+    clip = val_transform(frames, crop, pre.get("test_scale"), mean, std)  # (3, T, crop, crop)
+    # The frames as the model saw them, for the pictures: undo the normalisation.
+    m = torch.tensor(mean).view(3, 1, 1, 1)
+    s = torch.tensor(std).view(3, 1, 1, 1)
+    shown = (clip * s + m).mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0)
+
+    model = model.to(device)
+    result = explain_clip(
+        model, clip.to(device), head_fusion=args.head_fusion, discard_ratio=args.discard_ratio
+    )
+    probs = result.logits.softmax(dim=0)
+    top = int(probs.argmax())
+    names = model.class_names
+    label = names[top] if names else f"class {top}"
+
+    out = Path(args.out)
+    stem = f"{video.stem}_rollout"
+    how = f"every {rate} frames at 30 fps" if rate else "one frame per segment"
+    title = (
+        f"{video.name}: {label} ({100 * float(probs[top]):.1f}%), {model.config.attention} "
+        f"attention rollout, {args.head_fusion} over heads"
+    )
+    png = save_overlay_grid(
+        shown,
+        result.relevance,
+        out / f"{stem}.png",
+        labels=[f"frame {i}" for i in indices],
+        title=title,
+    )
+    gif = save_overlay_gif(shown, result.relevance, out / f"{stem}.gif")
+    per_frame = result.relevance.sum(dim=(1, 2))
+    print(f"clip: frames {', '.join(str(int(i)) for i in indices)} of {video.name} ({how})")
+    print(f"top class: {label} ({100 * float(probs[top]):.1f}%)")
+    print(
+        "relevance per frame: "
+        + " ".join(f"{100 * float(v):.1f}%" for v in per_frame)
+        + f" (cls token keeps {100 * result.cls_share:.1f}% before normalising)"
+    )
+    print(f"wrote {png}")
+    print(f"wrote {gif}")
+    return 0
