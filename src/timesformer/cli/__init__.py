@@ -13,7 +13,17 @@ import sys
 from timesformer.errors import TimesformerError
 
 # Sub-command modules, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("info", "probe", "data", "train", "eval", "demo", "predict", "explain")
+COMMANDS: tuple[str, ...] = (
+    "info",
+    "probe",
+    "data",
+    "train",
+    "eval",
+    "demo",
+    "predict",
+    "explain",
+    "export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

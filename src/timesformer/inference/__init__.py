@@ -1,7 +1,13 @@
 """Inference for users: predictions on video files, long videos, features, attention maps, export.
 
-``Predictor`` runs the reference test protocol (short side to the crop size, K clips x 3 crops) on
-video files and returns the top-k classes with probabilities.
+- ``predictor``: ``Predictor`` runs the reference test protocol (short side to the crop size,
+  K clips x 3 crops) on video files and returns the top-k classes with probabilities.
+- ``windows``: the clip slid over a long video decoded as one stream; a timeline plot.
+- ``rollout`` and ``overlay``: attention rollout for every scheme, drawn over the frames.
+- ``export``: ONNX, TorchScript and Hugging Face exports checked against the model.
+- ``labels``: the Kinetics-400/600 and SSv2 class names.
+
+The submodules are imported on use, so ``import timesformer`` stays light.
 """
 
 from __future__ import annotations

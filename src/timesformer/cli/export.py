@@ -1,0 +1,80 @@
+"""``timesformer export``: a checkpoint as ONNX, TorchScript or a Hugging Face folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("onnx", "torchscript", "hf")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX, TorchScript or the Hugging Face layout",
+        description=(
+            "Load CHECKPOINT (any kind `load_checkpoint` reads: this project's .safetensors, the "
+            "reference .pyth, a Hugging Face folder) and write it as: onnx, one .onnx file whose "
+            "input 'video' is (B, 3, T, H, W) and output 'logits' (B, classes), with a dynamic "
+            "batch axis (needs the onnx and onnxscript packages); torchscript, a traced .pt file "
+            "for torch.jit.load; hf, a folder that transformers' "
+            "TimesformerForVideoClassification.from_pretrained loads (divided and joint "
+            "attention only). T, H and W are the model's configured frame count and size. "
+            "Unless --no-check is given, the written export is run again (onnxruntime, "
+            "torch.jit.load or transformers, when installed) on random clips at two or more "
+            "batch sizes and the largest absolute difference from the model's logits is "
+            "printed; exit status 1 if it exceeds 1e-4, 2 for bad input."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or HF folder")
+    p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="file to write (onnx, torchscript) or folder (hf); never left half-written",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="a batch size to check the export at, besides 1 (default 1; the file accepts any)",
+    )
+    p.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)"
+    )
+    p.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not run the written export to compare it with the model",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from timesformer.checkpoints import load_checkpoint
+    from timesformer.inference.export import export_model, require_onnx
+
+    if args.format == "onnx":
+        require_onnx()  # before spending time loading a large checkpoint
+    model = load_checkpoint(args.checkpoint).eval()
+    report = export_model(
+        model,
+        args.out,
+        args.format,
+        batch_size=args.batch_size,
+        opset=args.opset,
+        check=args.check,
+        progress=True,
+    )
+    print(report.summary())
+    if report.passed is False:
+        print(
+            f"timesformer export: the export differs from the model by {report.max_diff:.2e} "
+            f"(more than {report.tolerance:g})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

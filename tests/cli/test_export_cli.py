@@ -1,0 +1,99 @@
+"""`timesformer export`: written files, printed differences, one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+import timesformer
+from helpers import clip, randomize, tiny
+from timesformer.cli import main
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A saved tiny divided model (this project's safetensors format) and the model itself."""
+    model = randomize(tiny("divided"), seed=7)
+    path = timesformer.save_checkpoint(model, tmp_path / "tiny.safetensors")
+    return path, model
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_export_writes_a_file_and_prints_the_difference(tmp_path, capsys, checkpoint):
+    path, model = checkpoint
+    out = tmp_path / "out" / "model.pt"
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "max abs diff on logits" in printed
+    x = clip(b=2, seed=3)
+    with torch.no_grad():
+        assert torch.equal(torch.jit.load(str(out))(x), model(x))
+
+
+def test_onnx_export_via_cli(tmp_path, capsys, checkpoint):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    path, _ = checkpoint
+    out = tmp_path / "model.onnx"
+    code = main(["export", str(path), "--format", "onnx", "--out", str(out), "--batch-size", "2"])
+    assert code == 0 and out.is_file()
+    printed = capsys.readouterr().out
+    assert "checked with onnxruntime" in printed
+    assert "at batch 1" in printed and "at batch 3" in printed and "<= 0.0001" in printed
+
+
+def test_hf_export_via_cli(tmp_path, capsys, checkpoint):
+    pytest.importorskip("transformers")
+    path, _ = checkpoint
+    out = tmp_path / "hf"
+    assert main(["export", str(path), "--format", "hf", "--out", str(out), "--no-check"]) == 0
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (hf" in printed and "max abs diff" not in printed
+
+
+def test_missing_checkpoint_is_exit_2_and_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.safetensors"
+    code = main(["export", str(missing), "--format", "torchscript", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert str(missing) in one_error_line(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_format_is_an_argparse_error(tmp_path, capsys, checkpoint):
+    path, _ = checkpoint
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(path), "--format", "tflite", "--out", str(tmp_path / "m")])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+
+
+def test_scheme_hf_cannot_hold_is_exit_2_and_one_line(tmp_path, capsys):
+    path = timesformer.save_checkpoint(tiny("axial"), tmp_path / "axial.safetensors")
+    out = tmp_path / "hf"
+    assert main(["export", str(path), "--format", "hf", "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "'axial'" in line and "divided and joint" in line
+    assert not (out / "config.json").exists()
+
+
+def test_missing_onnxscript_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch, checkpoint):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "onnxscript" else real(n, *a)
+    )
+    path, _ = checkpoint
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(path), "--format", "onnx", "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "onnxscript not installed" in line and "pip install onnxscript" in line
+    assert not out.exists()
