@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "eval",
     "demo",
     "predict",
+    "extract",
     "explain",
     "export",
 )

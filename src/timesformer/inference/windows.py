@@ -8,26 +8,27 @@ is resized to the test scale at once; a frame is dropped as soon as no later win
 memory holds about one window's frames whatever the video's length.
 
 Each window is scored with the test crops (3 by default); the video-level prediction is the
-average of the windows' probabilities.
+average of the windows' probabilities. ``window_views`` yields the windows' test views one by
+one for any other consumer (``inference.extract`` embeds them).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from timesformer.data import VideoReader, sampling, transforms
+from timesformer.data import ClipConfig, VideoReader, sampling, transforms
 from timesformer.errors import ConfigError
 
 if TYPE_CHECKING:
     from timesformer.inference.predictor import Prediction, Predictor
 
-__all__ = ["plan_windows", "plot_timeline", "predict_windows"]
+__all__ = ["plan_windows", "plot_timeline", "predict_windows", "window_views"]
 
 
 def plan_windows(
@@ -46,20 +47,25 @@ def plan_windows(
     return [sampling.temporal_indices(s, window, clip_len, num_frames) for s in starts], window
 
 
-def predict_windows(
-    predictor: Predictor, path: str | Path, *, stride: float | None = None, batch: int = 4
-) -> Prediction:
-    """Per-window predictions over the whole video at ``path`` plus their average.
+def window_views(
+    clip: ClipConfig, path: str | Path, *, stride: float | None = None
+) -> Iterator[tuple[torch.Tensor, float, float]]:
+    """The test views of every window of the video at ``path``, in order, decoded as one stream:
+    (views (num_crops, 3, T, crop, crop) normalised, start seconds, end seconds) per window.
 
-    Raises ``VideoDecodeError`` when the video does not decode at all."""
-    from timesformer.inference.predictor import Prediction, WindowPrediction
-
-    clip = predictor.clip
+    Raises ``ConfigError`` at once when ``clip`` does not sample windows, and (while iterating)
+    ``VideoDecodeError`` when the video does not decode at all."""
     if clip.sampling != "window":
         raise ConfigError(
             "sliding windows need window sampling (frames x sampling rate); this model samples "
             "segments of the whole video: pass --sampling-rate to slide windows anyway"
         )
+    return _stream_windows(clip, path, stride)
+
+
+def _stream_windows(
+    clip: ClipConfig, path: str | Path, stride: float | None
+) -> Iterator[tuple[torch.Tensor, float, float]]:
     with VideoReader(path) as reader:
         n, fps = reader.num_frames, reader.fps
         plans, _ = plan_windows(
@@ -74,21 +80,9 @@ def predict_windows(
         scale = clip.test_scale or clip.crop_size
         store: dict[int, torch.Tensor] = {}  # frame index -> (h, w, 3) uint8, resized
         latest: torch.Tensor | None = None
-        views: list[torch.Tensor] = []
-        spans: list[tuple[float, float]] = []
-        results: list[WindowPrediction] = []
         next_window = 0
 
-        def flush() -> None:
-            if not views:
-                return
-            probs = predictor.probabilities(torch.cat(views), per_clip=clip.num_crops)
-            for (start, end), p in zip(spans, probs, strict=True):
-                results.append(WindowPrediction(start, end, predictor.top(p), probs=p))
-            views.clear()
-            spans.clear()
-
-        def emit(w: int) -> None:
+        def emit(w: int) -> tuple[torch.Tensor, float, float]:
             idx = positions[w].tolist()
             # A wanted frame that did not decode: the nearest decoded one before it (as clips
             # shorter than the window are padded by repetition), else the latest decoded.
@@ -97,19 +91,15 @@ def predict_windows(
                 f = store.get(i)
                 frames.append(f if f is not None else (frames[-1] if frames else latest))
             video = torch.stack(frames)  # (T, h, w, 3), short side already at the test scale
-            views.append(
-                transforms.test_views(
-                    video, clip.crop_size, clip.num_crops, scale, clip.mean, clip.std
-                )
+            views = transforms.test_views(
+                video, clip.crop_size, clip.num_crops, scale, clip.mean, clip.std
             )
             start = float(times[idx[0]])
             end = float(times[idx[-1]]) + 1.0 / fps
-            spans.append((start, end))
             for i in set(idx):
                 if last_use.get(i) == w:
                     store.pop(i, None)
-            if len(views) >= batch:
-                flush()
+            return views, start, end
 
         for i, rgb in reader.iter_frames(sorted(last_use)):
             # Resized at once, so that the store holds small frames: (H, W, 3) -> (h, w, 3).
@@ -117,16 +107,46 @@ def predict_windows(
             frame = transforms.short_side_resize(frame, scale)
             store[i] = latest = frame[0].permute(1, 2, 0).contiguous()
             while next_window < len(positions) and int(positions[next_window].max()) <= i:
-                emit(next_window)
+                yield emit(next_window)
                 next_window += 1
         if latest is None:
             from timesformer.data import VideoDecodeError
 
             raise VideoDecodeError(path, "no frame decodes")
         while next_window < len(positions):  # frames at the end that did not decode
-            emit(next_window)
+            yield emit(next_window)
             next_window += 1
-        flush()
+
+
+def predict_windows(
+    predictor: Predictor, path: str | Path, *, stride: float | None = None, batch: int = 4
+) -> Prediction:
+    """Per-window predictions over the whole video at ``path`` plus their average; windows are
+    scored ``batch`` at a time.
+
+    Raises ``VideoDecodeError`` when the video does not decode at all."""
+    from timesformer.inference.predictor import Prediction, WindowPrediction
+
+    clip = predictor.clip
+    results: list[WindowPrediction] = []
+    views: list[torch.Tensor] = []
+    spans: list[tuple[float, float]] = []
+
+    def flush() -> None:
+        if not views:
+            return
+        probs = predictor.probabilities(torch.cat(views), per_clip=clip.num_crops)
+        for (start, end), p in zip(spans, probs, strict=True):
+            results.append(WindowPrediction(start, end, predictor.top(p), probs=p))
+        views.clear()
+        spans.clear()
+
+    for window, start, end in window_views(clip, path, stride=stride):
+        views.append(window)
+        spans.append((start, end))
+        if len(views) >= batch:
+            flush()
+    flush()
     mean = torch.stack([r.probs for r in results]).mean(0)
     return Prediction(
         str(path),
