@@ -32,6 +32,8 @@ def count_macs(
         x = torch.empty(batch, config.in_chans, t, s, s)
     model.set_fused_attention(False)
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    # With gradients on: under no_grad the blocks fold each extra step's two linears into one
+    # (an inference shortcut), and the count would no longer be the architecture's.
+    with counter, torch.enable_grad():
         model(x)
     return counter.get_total_flops() // 2

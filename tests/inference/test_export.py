@@ -135,8 +135,9 @@ def test_torchscript_matches_model(tmp_path, attention):
     assert report.passed and set(report.max_abs_diff) == {1, 3}
     loaded = torch.jit.load(str(report.path))
     x = clip(b=2, seed=11)
-    # The same kernels run in the same order: the traced graph is exact.
-    assert torch.equal(logits(loaded, x), logits(model, x))
+    # Equal to rounding: the trace may record the inference graph, whose extra-step linears
+    # are folded into one (schemes/base.py), where the model with gradients runs two.
+    assert torch.allclose(logits(loaded, x), logits(model, x), atol=1e-5)
 
 
 # ---------------------------------------------------------------------- Hugging Face

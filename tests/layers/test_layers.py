@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from timesformer.layers import Attention, DropPath, resize_pos_embed, resize_time_embed
@@ -52,3 +53,27 @@ def test_time_embed_resize_in_1d():
     assert resize_time_embed(te, 8)[0, :, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert resize_time_embed(te, 2)[0, :, 0].tolist() == [0, 2]
     assert resize_time_embed(te, 4) is te
+
+
+@pytest.mark.parametrize(
+    ("dtype", "length", "plain"),
+    [
+        (torch.bfloat16, 8, True),
+        (torch.bfloat16, 197, True),
+        (torch.bfloat16, 1569, False),  # joint: the flash kernel, no L x L matrix
+        (torch.float32, 8, False),
+    ],
+)
+def test_cpu_kernel_choice_and_agreement(dtype, length, plain):
+    from timesformer.layers.attention import _plain_is_faster
+
+    attn = Attention(64, 4).to(dtype).eval()
+    x = torch.randn(3, length, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    q = torch.empty(3, 4, length, 16, dtype=dtype)
+    assert _plain_is_faster(q) is plain
+    with torch.no_grad():
+        auto = attn(x)
+        attn.fused = False
+        reference = attn(x)
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
+    assert torch.allclose(auto.float(), reference.float(), atol=tol)

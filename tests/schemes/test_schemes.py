@@ -138,3 +138,20 @@ def test_bad_input_shapes_are_clear_errors():
         model(clip(h=18))
     with pytest.raises(ConfigError, match=r"\(B, C, T, H, W\)"):
         model(torch.zeros(3, 4, 16, 16))
+
+
+def test_inference_fold_of_proj_and_fc_equals_the_two_linears(scheme):
+    model = randomize(tiny(scheme))
+    x = clip()
+    unfolded = model(x)  # grad enabled: proj and fc applied one after the other
+    with torch.no_grad():
+        folded = model(x)
+        assert torch.allclose(folded, unfolded, atol=1e-5), (folded - unfolded).abs().max()
+        # Changed weights (an optimizer step, a load) are seen: the fold is recomputed.
+        for name, p in model.named_parameters():
+            if name.endswith("_fc.weight") or name.endswith("attn.proj.weight"):
+                p.mul_(0.5)
+        again = model(x)
+    assert torch.allclose(again, model(x), atol=1e-5)
+    if SCHEMES[scheme].extra_steps:
+        assert not torch.allclose(again, folded, atol=1e-3)

@@ -7,8 +7,16 @@ knows about space or time, and no N x N mask is ever built.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+# On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
+# short sequences in bf16/fp16 (2-3x for divided attention's groups of 8 and 197 tokens, forward
+# and backward; fp32 is the other way round). Below this length the attention matrix is small
+# (G x heads x L x L), so the plain path is taken there. Measured by
+# ``benchmarks/bench_model.py --suite attention`` (results/attention_cpu.md).
+CPU_PLAIN_MAX_LEN = 512
 
 
 class Attention(nn.Module):
@@ -41,14 +49,14 @@ class Attention(nn.Module):
         self.keep_attention = False
         self.last_attention: Tensor | None = None
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(G, L, D) -> (G, L, D)."""
+    def forward(self, x: Tensor, project: bool = True) -> Tensor:
+        """(G, L, D) -> (G, L, D); without ``project``, the heads' output before ``proj``."""
         g, l, d = x.shape
         # (G, L, 3D) -> (3, G, heads, L, head_dim): q, k, v in the reference's order.
         qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         drop = self.attn_drop if self.training else 0.0
-        if self.fused and not self.keep_attention:
+        if self.fused and not self.keep_attention and not _plain_is_faster(q):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
             attn = (q @ k.transpose(-2, -1)) * self.scale  # (G, heads, L, L)
@@ -59,7 +67,16 @@ class Attention(nn.Module):
                 attn = F.dropout(attn, drop)
             out = attn @ v
         out = out.transpose(1, 2).reshape(g, l, d)
-        return self.proj(out)
+        return self.proj(out) if project else out
+
+
+def _plain_is_faster(q: Tensor) -> bool:
+    """Short low-precision sequences on the CPU (see ``CPU_PLAIN_MAX_LEN``)."""
+    return (
+        q.device.type == "cpu"
+        and q.dtype in (torch.bfloat16, torch.float16)
+        and q.shape[-2] <= CPU_PLAIN_MAX_LEN
+    )
 
 
 def set_fused_attention(module: nn.Module, fused: bool) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from timesformer.layers import Attention, DropPath, Mlp
@@ -105,7 +106,15 @@ class SchemeBlock(nn.Module):
         """(B, 1 + N*T, D) -> (B, 1 + N*T, D)."""
         b, _, d = x.shape
         cls_tok, p = x[:, :1], x[:, 1:]
+        fold = not (self.training or torch.is_grad_enabled())
         for step, norm, attn, fc in self.extra_step_modules():
+            if fold:
+                # Inference: fc(proj(y)) is one linear map, applied once (fc and proj are both
+                # per-token, so the ungrouping permutation between them does not matter).
+                y = attn(norm(self.group(step, p, grid)), project=False)
+                weight, bias = self._folded(step, attn.proj, fc, y.dtype)
+                p = p + F.linear(self.ungroup(step, y, grid, b), weight, bias)
+                continue
             res = self.drop_path(attn(norm(self.group(step, p, grid))))
             p = p + fc(self.ungroup(step, res, grid, b))
 
@@ -118,6 +127,27 @@ class SchemeBlock(nn.Module):
 
         x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def _folded(
+        self, step: str, proj: nn.Linear, fc: nn.Linear, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """``fc(proj(y)) = y W^T + c`` with W = W_fc W_proj, c = W_fc b_proj + b_fc, computed
+        in fp32 and cached until any of the four tensors changes (their version counters)."""
+        if torch.compiler.is_compiling():
+            # In a compiled graph: computed in the graph (constant-folded with freezing).
+            weight = fc.weight.float() @ proj.weight.float()
+            bias = fc.weight.float() @ proj.bias.float() + fc.bias.float()
+            return weight.to(dtype), bias.to(dtype)
+        params = (proj.weight, proj.bias, fc.weight, fc.bias)
+        key = (tuple((t.data_ptr(), t._version) for t in params), dtype, proj.weight.device)
+        cache = self.__dict__.setdefault("_fold_cache", {})
+        hit = cache.get(step)
+        if hit is None or hit[0] != key:
+            w_fc = fc.weight.float()
+            weight = (w_fc @ proj.weight.float()).to(dtype)
+            bias = (w_fc @ proj.bias.float() + fc.bias.float()).to(dtype)
+            hit = cache[step] = (key, weight, bias)
+        return hit[1], hit[2]
 
     # ----------------------------------------------------------------- clip layout hooks
     @classmethod
