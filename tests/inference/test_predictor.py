@@ -107,3 +107,19 @@ def test_find_videos(tmp_path, videos):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no video files"):
         find_videos([tmp_path / "empty"])
+
+
+def test_bf16_gives_the_fp32_ranking(checkpoint, videos):
+    fp32 = _predictor(checkpoint, topk=5).predict(videos[2])
+    bf16 = _predictor(checkpoint, topk=5, precision="bf16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    pred = bf16.predict(videos[2])
+    assert pred.top[0][0] == fp32.top[0][0]
+    assert torch.allclose(pred.probs, fp32.probs, atol=0.02)
+
+
+@pytest.mark.slow
+def test_compiled_predictor_gives_the_same_probabilities(checkpoint, videos):
+    eager = _predictor(checkpoint).predict(videos[0])
+    compiled = _predictor(checkpoint, compile=True).predict(videos[0])
+    assert torch.allclose(compiled.probs, eager.probs, atol=1e-4)

@@ -53,8 +53,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if any)")
     r.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     r.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this one)")
+    r.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model: tens of seconds once, then faster (for many videos)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def check_clip_options(args: argparse.Namespace) -> None:
+    """--clips, --sampling-rate and --stride (shared with extract), before any file is read."""
+    from timesformer.errors import ConfigError
+
+    for option, value in (("--clips", args.clips), ("--sampling-rate", args.sampling_rate)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be at least 1, got {value}")
+    if args.stride is not None and not args.stride > 0:
+        raise ConfigError(f"--stride must be a positive number of seconds, got {args.stride}")
+
+
+def check_output_file(path: str | None, option: str) -> None:
+    """An output file's path must not be a folder nor lie under a file (shared with eval)."""
+    from timesformer.errors import ConfigError
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name")
+    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"{option} {path}: {blocker} is a file, not a folder")
 
 
 def _text(pred) -> str:
@@ -69,12 +99,12 @@ def _text(pred) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm.auto import tqdm
 
     from timesformer.checkpoints import load_checkpoint
     from timesformer.checkpoints.io import write_text
     from timesformer.data import VideoDecodeError
+    from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.labels import load_labels
     from timesformer.inference.predictor import (
@@ -91,9 +121,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     if (args.stride is not None or args.timeline) and not args.windows:
         raise ConfigError("--stride and --timeline need --windows")
+    check_clip_options(args)
+    if args.timeline and Path(args.timeline).exists() and not Path(args.timeline).is_dir():
+        raise ConfigError(f"--timeline {args.timeline}: is a file, not a folder")
+    check_output_file(args.out, "--out")
     videos = find_videos(args.videos)
     labels = load_labels(args.labels) if args.labels else None
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(pick_device(args.device or "auto", option="--device"))
     model = load_checkpoint(args.checkpoint)
     if labels is not None and len(labels) != model.config.num_classes:
         raise ConfigError(
@@ -109,7 +143,13 @@ def run(args: argparse.Namespace) -> int:
         sampling="window" if args.sampling_rate is not None else None,
     )
     predictor = Predictor(
-        model, clip=clip, labels=labels, device=device, precision=args.precision, topk=args.topk
+        model,
+        clip=clip,
+        labels=labels,
+        device=device,
+        precision=args.precision,
+        topk=args.topk,
+        compile=args.compile,
     )
     progress = not args.no_progress and len(videos) > 1
     if args.windows:

@@ -142,8 +142,13 @@ class Predictor:
         clip: test-time clip settings (default: ``default_clip_config(model)``).
         labels: class names (default: the model's own, else "class 0", "class 1", ...).
         device: "cpu", "cuda", ... (default: the model's device).
-        precision: "fp32", "bf16" or "fp16" (autocast).
+        precision: "fp32"; "bf16": the model's weights are converted to bf16 (in place), which
+            runs faster than autocast on the CPU (``benchmarks/results/model_cpu.md``);
+            "fp16": autocast.
         topk: classes reported per video.
+        compile: run the model through ``torch.compile`` (inductor, weights frozen as
+            constants): the first batch compiles for tens of seconds, later ones run faster
+            (``benchmarks/results/model_cpu.md``); a new batch shape compiles again.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class Predictor:
         device: str | torch.device | None = None,
         precision: str = "fp32",
         topk: int = 5,
+        compile: bool = False,
     ) -> None:
         if precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
@@ -162,6 +168,12 @@ class Predictor:
             raise ConfigError(f"topk must be at least 1, got {topk}")
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.to(self.device).eval()
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        if precision == "bf16":
+            self.model.to(torch.bfloat16)
+        self._forward = (
+            torch.compile(self.model, options={"freezing": True}) if compile else self.model
+        )
         self.clip = clip or default_clip_config(model)
         c = model.config.num_classes
         names = list(labels) if labels is not None else model.class_names
@@ -188,8 +200,9 @@ class Predictor:
 
         With ``per_clip`` the views are groups of that many (one group per clip or window) and the
         result is (V // per_clip, C)."""
-        with autocast_context(self.device, self.precision):
-            logits = self.model(views.to(self.device, non_blocking=True)).float().cpu()
+        views = views.to(self.device, self.dtype, non_blocking=True)
+        with autocast_context(self.device, "fp16" if self.precision == "fp16" else "fp32"):
+            logits = self._forward(views).float().cpu()
         if per_clip is None:
             return logits.mean(0).softmax(-1)
         return logits.reshape(-1, per_clip, logits.shape[-1]).mean(1).softmax(-1)
