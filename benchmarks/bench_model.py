@@ -1,0 +1,473 @@
+"""Model speed and memory: timesformer beside transformers' TimeSformer, same weights, same inputs.
+
+The peer is ``transformers.TimesformerForVideoClassification`` holding our weights (written with
+``export_hf`` and loaded by ``from_pretrained``), run in fp32 and under bf16 autocast. The machine's
+limit is the throughput of one large matrix product (fp32 and bf16) measured in the same run.
+Ours and the peer alternate rep by rep so that the machine's drift hits both alike; the tables give
+medians.
+
+Suites:
+
+- ``cpu``: batch 1, 8 x 224, divided, TimeSformer-Base (400 classes): fp32 inference, bf16
+  inference (ours with bf16 weights and under autocast; the peer under autocast) with the logits'
+  cosine similarity to fp32, and a bf16 training step (forward + backward under autocast).
+- ``memory``: joint space-time at 32 x 224 (the paper's out-of-memory point), fp32 inference: peak
+  memory of the forward pass above what the model and input already hold.
+- ``scaling``: frames 8/16/32/64/96 and sizes 224/336/448, divided and joint, bf16 inference: MACs,
+  time and peak memory, ours beside the peer (the paper's Figure 3, measured). Configurations
+  whose predicted time or memory exceed the limits given are listed as not run, with the reason.
+
+Peak memory on the CPU is the rise of the process's resident-set high-water mark (VmHWM, reset
+through /proc/self/clear_refs after malloc_trim) over the resident set before the call.
+
+    .venv/bin/python benchmarks/bench_model.py --suite cpu      # results/model_cpu.md
+    .venv/bin/python benchmarks/bench_model.py --suite memory   # results/model_memory_cpu.md
+    .venv/bin/python benchmarks/bench_model.py --suite scaling  # results/model_scaling_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import timesformer
+from timesformer.checkpoints.hf import export_hf
+from timesformer.flops import count_macs
+from timesformer.variants import model_config
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# ---------------------------------------------------------------------------- measuring
+def _status_mib(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def _reset_peak() -> float:
+    """Release free heap memory, reset the high-water mark; the resident MiB now."""
+    gc.collect()
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_mib("VmRSS")
+
+
+def peak_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory of ``fn()`` above what was held before it (MiB)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    before = _reset_peak()
+    fn()
+    return _status_mib("VmHWM") - before
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def alternate(fns: dict[str, Callable[[], object]], reps: int, device: torch.device) -> dict:
+    """Median seconds of each fn, run in turn rep by rep after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            times[k].append(timed(fn, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+# ---------------------------------------------------------------------------- the models
+def build_pair(attention: str, frames: int, size: int, device: torch.device, classes: int = 400):
+    """Our TimeSformer-Base and the transformers model with the same weights, in eval mode."""
+    from transformers import TimesformerForVideoClassification
+
+    torch.manual_seed(0)
+    ours = timesformer.create_model(
+        "timesformer_base",
+        attention=attention,
+        num_frames=frames,
+        img_size=size,
+        num_classes=classes,
+        drop_path_rate=0.0,
+    )
+    # Random non-zero time embedding and temporal linears so that every part computes something.
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            if name == "time_embed" or "temporal_fc" in name:
+                p.normal_(0, 0.02)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_hf(ours, tmp)
+        peer = TimesformerForVideoClassification.from_pretrained(tmp)
+    return ours.eval().to(device), peer.eval().to(device)
+
+
+def inputs(frames: int, size: int, device: torch.device, batch: int = 1):
+    """Ours (B, 3, T, H, W) and the peer's (B, T, 3, H, W), the same pixels, both contiguous."""
+    x = torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(1))
+    return x.to(device), x.transpose(1, 2).contiguous().to(device)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name()}; torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads; "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
+
+
+# ---------------------------------------------------------------------------- suites
+def suite_cpu(device: torch.device, reps: int, compiled: bool = True) -> str:
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True  # weights as constants: prepacked, folds computed once
+    macs = count_macs(model_config("timesformer_base", attention="divided"))
+    n = 2048
+    mm = {
+        dt: (torch.randn(n, n).to(dt), torch.randn(n, n).to(dt))
+        for dt in (torch.float32, torch.bfloat16)
+    }
+
+    def matmul(dt):
+        return lambda: mm[dt][0] @ mm[dt][1]
+
+    ours, peer = build_pair("divided", 8, 224, device)
+    x, xp = inputs(8, 224, device)
+    rows = []  # (what, ours s, peer s, MACs per second fraction of the limit, cosine)
+    compile_s = {}
+
+    def compile_now(name, model, *args):
+        t0 = time.perf_counter()
+        fn = torch.compile(model)
+        fn(*args)
+        compile_s[name] = time.perf_counter() - t0
+        return fn
+
+    with torch.no_grad():
+        ref = ours(x).float()
+        agree = (ref - peer(pixel_values=xp).logits.float()).abs().max().item()
+        fns = {
+            "ours": lambda: ours(x),
+            "peer": lambda: peer(pixel_values=xp),
+            "mm": matmul(torch.float32),
+        }
+        if compiled:
+            ours_c = compile_now("fp32", ours, x)
+            fns["compiled"] = lambda: ours_c(x)
+        t = alternate(fns, reps, device)
+    limit32 = n**3 / t["mm"]
+    rows.append(("fp32 inference", t["ours"], t["peer"], macs / t["ours"] / limit32, 1.0))
+    if compiled:
+        rows.append(
+            (
+                "fp32 inference, torch.compile",
+                t["compiled"],
+                t["peer"],
+                macs / t["compiled"] / limit32,
+                1.0,
+            )
+        )
+
+    ours16 = timesformer.create_model(
+        "timesformer_base", attention="divided", num_classes=400, drop_path_rate=0.0
+    )
+    ours16.load_state_dict(ours.state_dict())
+    ours16 = ours16.eval().to(device, torch.bfloat16)
+    x16 = x.to(torch.bfloat16)
+
+    def cos(a):
+        return F.cosine_similarity(a.float().flatten(), ref.flatten(), dim=0).item()
+
+    with torch.no_grad():
+        with autocast(device):
+            auto_cos = cos(ours(x))
+            peer_cos = cos(peer(pixel_values=xp).logits)
+        weights_cos = cos(ours16(x16))
+
+        def ours_auto():
+            with autocast(device):
+                ours(x)
+
+        def peer_auto():
+            with autocast(device):
+                peer(pixel_values=xp)
+
+        fns = {
+            "weights": lambda: ours16(x16),
+            "auto": ours_auto,
+            "peer": peer_auto,
+            "mm": matmul(torch.bfloat16),
+        }
+        if compiled:
+            ours16_c = compile_now("bf16", ours16, x16)
+            compiled_cos = cos(ours16_c(x16))
+            fns["compiled"] = lambda: ours16_c(x16)
+        t = alternate(fns, reps, device)
+    limit16 = n**3 / t["mm"]
+    for key, name, c in (
+        ("weights", "bf16 inference, bf16 weights", weights_cos),
+        ("auto", "bf16 inference, autocast", auto_cos),
+    ) + (
+        (("compiled", "bf16 inference, bf16 weights, torch.compile", compiled_cos),)
+        if compiled
+        else ()
+    ):
+        rows.append((name, t[key], t["peer"], macs / t[key] / limit16, c))
+
+    # Training step: forward + backward under bf16 autocast (no optimizer: the same for both).
+    ours.train()
+    peer.train()
+    label = torch.tensor([3], device=device)
+
+    def step(model, fn):
+        def run():
+            with autocast(device):
+                logits = fn()
+            F.cross_entropy(logits.float(), label).backward()
+            model.zero_grad(set_to_none=True)
+
+        return run
+
+    fns = {
+        "ours": step(ours, lambda: ours(x)),
+        "peer": step(peer, lambda: peer(pixel_values=xp).logits),
+        "mm": matmul(torch.bfloat16),
+    }
+    if compiled:
+        inductor_config.freezing = False
+        ours_train = torch.compile(ours)
+        t0 = time.perf_counter()
+        step(ours, lambda: ours_train(x))()
+        compile_s["training"] = time.perf_counter() - t0
+        fns["compiled"] = step(ours, lambda: ours_train(x))
+    train_reps = max(3, reps // 2)
+    t = alternate(fns, train_reps, device)
+    limit16_train = n**3 / t["mm"]
+    rows.append(
+        (
+            "bf16 training step (fwd + bwd)",
+            t["ours"],
+            t["peer"],
+            3 * macs / t["ours"] / limit16_train,
+            None,
+        )
+    )
+    if compiled:
+        rows.append(
+            (
+                "bf16 training step, torch.compile",
+                t["compiled"],
+                t["peer"],
+                3 * macs / t["compiled"] / limit16_train,
+                None,
+            )
+        )
+
+    lines = [
+        "# Model speed: TimeSformer-Base, divided, 8 x 224, batch 1",
+        "",
+        f"Machine: {_machine(device)}; transformers {_transformers_version()}. Ours, the peer "
+        f"and a {n}^3 matrix product (the machine's limit) alternate rep by rep; medians of "
+        f"{reps} reps (training: {train_reps}) after a warm-up. Model: {macs / 1e9:.1f} GMACs per "
+        f"view. Limit in this run: fp32 {limit32 / 1e9:.0f} GMAC/s, bf16 {limit16 / 1e9:.0f} "
+        f"GMAC/s. fp32 logits of ours and the peer differ by at most {agree:.2e}.",
+        "",
+        "| what | ours (ms) | peer (ms) | ours vs peer | of the matmul limit | cosine to fp32 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, t_ours, t_peer, frac, c in rows:
+        lines.append(
+            f"| {name} | {t_ours * 1e3:.0f} | {t_peer * 1e3:.0f} | **{t_peer / t_ours:.2f}x** | "
+            f"{frac * 100:.0f}% | {'' if c is None else f'{c:.5f}'} |"
+        )
+    lines += [
+        "",
+        f'The peer\'s bf16 logits have cosine {peer_cos:.5f} to fp32. "Of the matmul limit" is '
+        "the model's MACs per second over the matrix product's (training: 3x the forward MACs). "
+        "The peer runs eagerly (it has no compiled path of its own here); `torch.compile` rows use "
+        "inductor with freezing for inference"
+        + (
+            f" and took {', '.join(f'{k} {v:.0f} s' for k, v in compile_s.items())} to compile "
+            "(not in the times)."
+            if compile_s
+            else "."
+        ),
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_model.py --suite cpu`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def suite_memory(device: torch.device, frames: int = 32) -> str:
+    ours, peer = build_pair("joint", frames, 224, device)
+    x, xp = inputs(frames, 224, device)
+    with torch.no_grad():
+        m_ours = peak_mib(lambda: ours(x), device)
+        t_ours = timed(lambda: ours(x), device)
+        m_peer = peak_mib(lambda: peer(pixel_values=xp), device)
+        t_peer = timed(lambda: peer(pixel_values=xp), device)
+    tokens = frames * 196 + 1
+    matrix = 12 * tokens * tokens * 4 / 2**20
+    lines = [
+        f"# Memory: joint space-time at {frames} x 224, fp32 inference, batch 1",
+        "",
+        f"Machine: {_machine(device)}; transformers {_transformers_version()}.",
+        "",
+        "| | peak memory of the forward (MiB) | time (s) |",
+        "|---|---:|---:|",
+        f"| ours (SDPA) | {m_ours:.0f} | {t_ours:.1f} |",
+        f"| peer (eager attention) | {m_peer:.0f} | {t_peer:.1f} |",
+        f"| ours / peer | **{m_ours / m_peer * 100:.0f}%** | {t_peer / t_ours:.2f}x faster |",
+        "",
+        f"One layer's attention matrix ({tokens} tokens, 12 heads, fp32) alone is "
+        f"{matrix:.0f} MiB: the peer stores it (and its softmax), ours never does.",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_model.py --suite memory --frames {frames}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plain(q, k, v):
+    return ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(-1) @ v
+
+
+def _attention_times(dtype, groups: int, length: int, reps: int, device) -> tuple[dict, dict]:
+    """Median seconds of SDPA and the plain path, forward and forward + backward."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(groups, 12, length, 64, generator=gen).to(dtype) for _ in "qkv")
+    with torch.no_grad():
+        fwd = alternate(
+            {
+                "sdpa": lambda: F.scaled_dot_product_attention(q, k, v),
+                "plain": lambda: _plain(q, k, v),
+            },
+            reps,
+            device,
+        )
+    qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+
+    def train(fn):
+        return lambda: fn(qg, kg, vg).sum().backward()
+
+    both = alternate(
+        {"sdpa": train(F.scaled_dot_product_attention), "plain": train(_plain)},
+        max(3, reps // 2),
+        device,
+    )
+    return fwd, both
+
+
+def suite_attention(device: torch.device, reps: int) -> str:
+    """SDPA against the plain path (two batched products and a softmax) for the group shapes of
+    divided (196 groups of 8, 8 groups of 197) and joint (1 group of 1569) attention at 8 x 224,
+    12 heads of 64, forward alone and forward + backward."""
+    from timesformer.layers.attention import CPU_PLAIN_MAX_LEN
+
+    lines = [
+        "# Attention kernels on the CPU: SDPA against the plain path",
+        "",
+        f"Machine: {_machine(device)}. Median of {reps} alternating reps (ms).",
+        "",
+        "| dtype | groups x length | SDPA | plain | SDPA fwd+bwd | plain fwd+bwd | taken |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for dtype in (torch.float32, torch.bfloat16):
+        for groups, length in ((196, 8), (8, 197), (1, 1569)):
+            fwd, both = _attention_times(dtype, groups, length, reps, device)
+            low = dtype != torch.float32
+            taken = "plain" if low and length <= CPU_PLAIN_MAX_LEN else "SDPA"
+            lines.append(
+                f"| {str(dtype).removeprefix('torch.')} | {groups} x {length} | "
+                f"{fwd['sdpa'] * 1e3:.1f} | {fwd['plain'] * 1e3:.1f} | {both['sdpa'] * 1e3:.1f} | "
+                f"{both['plain'] * 1e3:.1f} | {taken} |"
+            )
+    lines += [
+        "",
+        f"`timesformer.layers.attention` takes the plain path for bf16/fp16 on the CPU up to "
+        f"length {CPU_PLAIN_MAX_LEN} (its matrix is then small), SDPA otherwise.",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_model.py --suite attention`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=("cpu", "memory", "scaling", "attention"), default="cpu")
+    parser.add_argument("--grid", choices=("axes", "full"), default="axes", help="scaling grid")
+    parser.add_argument("--max-seconds", type=float, default=40.0, help="scaling: per forward")
+    parser.add_argument("--max-gib", type=float, default=6.0, help="scaling: peer attention")
+    parser.add_argument("--no-compile", action="store_true", help="cpu: skip torch.compile rows")
+    parser.add_argument("--reps", type=int, default=6, help="timed reps per model (6)")
+    parser.add_argument("--frames", type=int, default=32, help="frames for --suite memory (32)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    tag = "gpu" if device.type == "cuda" else "cpu"
+    if args.suite == "cpu":
+        text, name = suite_cpu(device, args.reps, not args.no_compile), f"model_{tag}.md"
+    elif args.suite == "attention":
+        text, name = suite_attention(device, args.reps), f"attention_{tag}.md"
+    elif args.suite == "memory":
+        text, name = suite_memory(device, args.frames), f"model_memory_{tag}.md"
+    else:
+        from bench_scaling import suite_scaling
+
+        text = suite_scaling(device, args.grid, args.max_seconds, args.max_gib)
+        name = f"model_scaling_{tag}.md"
+    out = Path(args.out) if args.out else RESULTS / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The paper's Figure 3, measured: cost of divided and joint attention as frames and size grow.
+
+For frames 8/16/32/64/96 at 224 px and sizes 224/336/448 at 8 frames (and the rest of the grid
+when ``--grid full``), divided and joint TimeSformer-Base in bf16 inference, batch 1: MACs, time
+and peak memory of one forward pass, ours (bf16 weights) beside transformers (bf16 autocast), the
+same weights. A configuration is not run when its predicted time exceeds ``--max-seconds`` or,
+for the peer, when its stored attention matrices are predicted to exceed ``--max-gib``; the
+table says so and why. Run through ``bench_model.py --suite scaling``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import torch
+from bench_model import RESULTS, _machine, _reset_peak, _status_mib, autocast, build_pair, inputs
+
+from timesformer.flops import count_macs
+from timesformer.variants import model_config
+
+FRAMES = (8, 16, 32, 64, 96)
+SIZES = (224, 336, 448)
+
+
+def _configs(grid: str) -> list[tuple[int, int]]:
+    if grid == "full":
+        return list(itertools.product(FRAMES, SIZES))
+    return [(t, 224) for t in FRAMES] + [(8, s) for s in SIZES if s != 224]
+
+
+def _peer_attention_gib(attention: str, frames: int, size: int) -> float:
+    """The peer's largest attention tensors at once: scores and probabilities in fp32 (autocast
+    runs softmax in fp32) for one layer, 12 heads."""
+    n = (size // 16) ** 2
+    length, groups = (frames * n + 1, 1) if attention == "joint" else (n + 1, frames)
+    return 2 * groups * 12 * length * length * 4 / 2**30
+
+
+def _run(fn) -> tuple[float, float]:
+    """(seconds, peak MiB above the start) of one call."""
+    before = _reset_peak()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, _status_mib("VmHWM") - before
+
+
+def suite_scaling(
+    device: torch.device, grid: str = "axes", max_seconds: float = 40.0, max_gib: float = 6.0
+) -> str:
+    rows = []
+    rate: dict[str, float] = {}  # achieved MACs/s at the smallest config, to predict the others
+    for attention in ("divided", "joint"):
+        for frames, size in _configs(grid):
+            macs = count_macs(model_config("timesformer_base", attention=attention), frames, size)
+            row = {"attention": attention, "frames": frames, "size": size, "macs": macs}
+            predicted = macs / rate[attention] if attention in rate else 0.0
+            if predicted > max_seconds:
+                row["note"] = f"not run: predicted {predicted:.0f} s > {max_seconds:.0f} s"
+                rows.append(row)
+                continue
+            row.update(_measure(attention, frames, size, device, predicted < 5, max_gib))
+            rate.setdefault(attention, macs / row["ours_s"])
+            rows.append(row)
+            print(row, flush=True)
+    _plot(rows, RESULTS / "model_scaling_cpu.png")
+    return _table(rows, device, grid, max_seconds, max_gib)
+
+
+def _measure(
+    attention: str, frames: int, size: int, device: torch.device, warm: bool, max_gib: float
+) -> dict:
+    """Time and peak memory of one forward of ours and (when it fits) the peer."""
+    out: dict = {}
+    ours, peer = build_pair(attention, frames, size, device)
+    ours = ours.to(torch.bfloat16)
+    x, xp = inputs(frames, size, device)
+    x16 = x.to(torch.bfloat16)
+    with torch.no_grad():
+        if warm:  # warm up the small ones; the first call of a big one is close enough
+            ours(x16)
+        out["ours_s"], out["ours_mib"] = _run(lambda: ours(x16))
+        gib = _peer_attention_gib(attention, frames, size)
+        if gib > max_gib:
+            out["peer_note"] = f"peer not run: {gib:.0f} GiB of attention matrices"
+            return out
+        with autocast(device):
+            if warm:
+                peer(pixel_values=xp)
+            out["peer_s"], out["peer_mib"] = _run(lambda: peer(pixel_values=xp))
+    return out
+
+
+def _fmt(row: dict, key: str, unit: str) -> str:
+    if key in row:
+        return f"{row[key]:.1f}" if unit == "s" else f"{row[key]:.0f}"
+    return "-"
+
+
+def _table(rows, device, grid, max_seconds, max_gib) -> str:
+    lines = [
+        "# Scaling: divided vs joint, frames and size (TimeSformer-Base, bf16 inference, batch 1)",
+        "",
+        f"Machine: {_machine(device)}. Ours: bf16 weights; peer: transformers under bf16 "
+        "autocast, same weights. One timed forward per configuration (after a warm-up for those "
+        "under 5 s); peak memory is the rise of the resident high-water mark during that "
+        f"forward. Limits: {max_seconds:.0f} s predicted per forward, {max_gib:.0f} GiB of the "
+        "peer's attention matrices.",
+        "",
+        "| attention | frames | size | GMACs | ours (s) | peer (s) | peer / ours | ours peak (MiB)"
+        " | peer peak (MiB) | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        ratio = f"{r['peer_s'] / r['ours_s']:.2f}x" if "peer_s" in r and "ours_s" in r else "-"
+        note = r.get("note") or r.get("peer_note") or ""
+        lines.append(
+            f"| {r['attention']} | {r['frames']} | {r['size']} | {r['macs'] / 1e9:,.0f} | "
+            f"{_fmt(r, 'ours_s', 's')} | {_fmt(r, 'peer_s', 's')} | {ratio} | "
+            f"{_fmt(r, 'ours_mib', 'm')} | {_fmt(r, 'peer_mib', 'm')} | {note} |"
+        )
+    lines += [
+        "",
+        "![scaling plot](model_scaling_cpu.png)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_model.py --suite scaling --grid {grid}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for col, (axis, fixed_key, fixed) in enumerate(
+        (("frames", "size", 224), ("size", "frames", 8))
+    ):
+        for attention, colour in (("divided", "tab:blue"), ("joint", "tab:red")):
+            sel = [r for r in rows if r["attention"] == attention and r[fixed_key] == fixed]
+            sel.sort(key=lambda r: r[axis])
+            for who, style in (("ours", "-o"), ("peer", "--s")):
+                for row_i, (key, label) in enumerate(
+                    ((f"{who}_s", "time (s)"), (f"{who}_mib", "peak memory (MiB)"))
+                ):
+                    pts = [(r[axis], r[key]) for r in sel if key in r]
+                    ax = axes[row_i, col]
+                    if pts:
+                        ax.plot(
+                            *zip(*pts, strict=True), style, color=colour, label=f"{who} {attention}"
+                        )
+                    missing = [r[axis] for r in sel if key not in r]
+                    if missing and pts:
+                        ax.plot(
+                            missing,
+                            [max(p[1] for p in pts)] * len(missing),
+                            "x",
+                            color=colour,
+                            markersize=9,
+                        )
+                    ax.set_ylabel(label)
+                    ax.set_xlabel(axis)
+                    ax.set_yscale("log")
+                    ax.set_xticks(FRAMES if axis == "frames" else SIZES)
+        axes[0, col].set_title(f"{axis} ({fixed_key} {fixed})")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("TimeSformer-Base, bf16 inference on the CPU; x: not run (limits in the table)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
