@@ -169,7 +169,7 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True) -> str:
     macs = count_macs(model_config("timesformer_base", attention="divided"))
     n = 2048
     mm = {
-        dt: (torch.randn(n, n).to(dt), torch.randn(n, n).to(dt))
+        dt: (torch.randn(n, n).to(device, dt), torch.randn(n, n).to(device, dt))
         for dt in (torch.float32, torch.bfloat16)
     }
 

@@ -1,0 +1,59 @@
+"""Where the time goes: the operator profile of ours and the peer, side by side.
+
+One bf16 training step (forward + backward under autocast) or one bf16 inference forward of
+TimeSformer-Base (divided, 8 x 224, batch 1), ours and transformers' model with the same weights,
+profiled with ``torch.profiler`` after a warm-up. Prints each one's top operators by self time.
+
+    .venv/bin/python benchmarks/profile_step.py --what train
+    .venv/bin/python benchmarks/profile_step.py --what infer
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from bench_model import autocast, build_pair, inputs
+from torch.profiler import ProfilerActivity, profile
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--what", choices=("train", "infer"), default="train")
+    parser.add_argument("--rows", type=int, default=10)
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    ours, peer = build_pair("divided", 8, 224, device)
+    x, xp = inputs(8, 224, device)
+    label = torch.tensor([3])
+    if args.what == "train":
+        ours.train()
+        peer.train()
+    else:
+        ours.to(torch.bfloat16)
+        x = x.to(torch.bfloat16)
+
+    def run(model, fn):
+        if args.what == "infer":
+            with torch.no_grad(), autocast(device, enabled=model is peer):
+                fn()
+            return
+        with autocast(device):
+            logits = fn()
+        F.cross_entropy(logits.float(), label).backward()
+        model.zero_grad(set_to_none=True)
+
+    for name, model, fn in (
+        ("ours", ours, lambda: ours(x)),
+        ("peer", peer, lambda: peer(pixel_values=xp).logits),
+    ):
+        run(model, fn)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run(model, fn)
+        print(f"\n{name}, bf16 {args.what}")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+
+if __name__ == "__main__":
+    main()
