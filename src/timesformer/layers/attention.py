@@ -59,7 +59,9 @@ class Attention(nn.Module):
         if self.fused and not self.keep_attention and not _plain_is_faster(q):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
-            attn = (q @ k.transpose(-2, -1)) * self.scale  # (G, heads, L, L)
+            # Scaling q rather than the scores: q is copied to a contiguous tensor for the
+            # product anyway, so the scale rides along with that copy.
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # (G, heads, L, L)
             attn = attn.softmax(dim=-1)
             if self.keep_attention:
                 self.last_attention = attn.detach()
