@@ -140,7 +140,9 @@ class VideoReader:
             raise VideoDecodeError(self.path, "no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        if ctx.name is None or stream.codec_context.codec is None:
+        # PyAV gives no codec context at all for a codec FFmpeg has no decoder for (an unknown
+        # FourCC, a corrupt codec ID): that is a video we cannot decode, not a crash.
+        if ctx is None or ctx.name is None or ctx.codec is None:
             container.close()
             raise VideoDecodeError(self.path, "unknown video codec")
         ctx.thread_type = "SLICE"  # frame threading would delay the per-packet skip decisions
@@ -304,6 +306,8 @@ class VideoReader:
         """
         times = self._index.times
         t = np.asarray(positions, dtype=np.float64) / (fps or self.fps)
+        if len(times) == 1:  # a single frame (a still, or all that decodes): no neighbours
+            return np.zeros(t.shape, dtype=np.int64)
         right = np.clip(np.searchsorted(times, t), 1, max(len(times) - 1, 1))
         left = right - 1
         nearest = np.where(np.abs(times[left] - t) <= np.abs(times[right] - t), left, right)
@@ -389,12 +393,13 @@ class VideoReader:
         pts_index = {int(p): i for i, p in enumerate(index.pts.tolist())}
         if wanted is not None:
             pts_index = {p: i for p, i in pts_index.items() if i in wanted}
-        remaining = len(pts_index)  # stop once the last wanted frame is out
+        final = max(pts_index.values(), default=-1)  # stop once the last wanted frame is out
+        last = -1  # the index yielded last
         ctx = self._stream.codec_context
         skipping = False
         try:
             for packet in self._packets():
-                if remaining == 0:
+                if last >= final:
                     return
                 if self._skip_nonref and wanted is not None:
                     skip = packet.pts is not None and packet.pts not in pts_index
@@ -403,12 +408,15 @@ class VideoReader:
                         skipping = skip
                 for frame in self._decode(packet):
                     i = pts_index.get(frame.pts) if frame.pts is not None else None
-                    if i is not None:
-                        remaining -= 1
+                    # A corrupt stream can emit a frame again or late (a repeated timestamp):
+                    # leave it out rather than break the increasing order callers rely on.
+                    if i is not None and i > last:
+                        last = i
                         yield i, self._to_rgb(frame)
             for frame in self._decode(None):
                 i = pts_index.get(frame.pts) if frame.pts is not None else None
-                if i is not None:
+                if i is not None and i > last:
+                    last = i
                     yield i, self._to_rgb(frame)
         finally:
             if skipping:
