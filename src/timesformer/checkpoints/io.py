@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +58,11 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 def read_pickled(path: Path) -> Any:
     """A ``torch.save``/pickle file loaded with ``weights_only=True`` (no code is run)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # Other pickle protocols are read (or refused) all the same; the warning would add
+            # lines to the one-line error of a command.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         detail = _unpickler_detail(str(err))
         if "GLOBAL" in detail:
@@ -80,7 +85,9 @@ def _unpickler_detail(message: str) -> str:
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     for line in lines:
         if "GLOBAL" in line or "Unsupported" in line:
-            return line.split("WeightsUnpickler error:", 1)[-1].strip()
+            detail = line.split("WeightsUnpickler error:", 1)[-1].strip()
+            # torch goes on to explain how to allow the global: not advice to give here.
+            return detail.split(" was not an allowed global", 1)[0]
     generic = ("Weights only load failed", "Check the documentation", "Please file an issue")
     useful = [ln for ln in lines if not ln.startswith(generic)]
     return useful[0] if useful else "unpickling failed"
@@ -92,7 +99,11 @@ def read_tensor_file(path: Path) -> tuple[Any, dict[str, str]]:
         raise _fail(path, "no such file or folder")
     if path.stat().st_size == 0:
         raise _fail(path, "the file is empty")
-    if is_safetensors(path):
+    try:
+        safetensors_file = is_safetensors(path)
+    except OSError as err:  # unreadable (permissions), or a special file
+        raise _fail(path, f"cannot be read ({err.strerror or err})") from None
+    if safetensors_file:
         return read_safetensors(path)
     return read_pickled(path), {}
 

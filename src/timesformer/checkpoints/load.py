@@ -167,8 +167,22 @@ def _reference_cfg(text: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- adapting
+# Config fields that the tensors determine; a stored config must agree with them (checked before
+# any model is built, so a header that declares a huge model cannot make us allocate it).
+_SHAPE_FIELDS = ("embed_dim", "in_chans", "patch_size", "depth", "img_size", "num_frames",
+                 "num_classes", "mlp_ratio")  # fmt: skip
+
+
 def _config_for(src: Source, overrides: dict[str, Any], path: Path) -> ModelConfig:
-    fields = {**K.infer_arch(src.state), **src.config}
+    inferred = K.infer_arch(src.state)
+    for key in _SHAPE_FIELDS:
+        stored = src.config.get(key)
+        if key in inferred and stored is not None and stored != inferred[key]:
+            raise CheckpointError(
+                f"{path}: damaged checkpoint: its config says {key}={stored!r}, its tensors "
+                f"{inferred[key]!r}"
+            )
+    fields = {**inferred, **src.config}
     if src.kind == "vit":
         fields.pop("num_frames", None)
         fields.setdefault("attention", "divided")
@@ -177,6 +191,27 @@ def _config_for(src: Source, overrides: dict[str, Any], path: Path) -> ModelConf
         return ModelConfig.from_dict(fields)
     except ConfigError as err:
         raise CheckpointError(f"{path}: cannot build a model from this checkpoint: {err}") from None
+
+
+def _check_size(src: Source, cfg: ModelConfig, path: Path) -> None:
+    """Refuse a config that would build a model far larger than the file's tensors (a damaged
+    or hostile header) before allocating it: loading only adds embeddings, extra attention
+    steps and a new head, never more than about the checkpoint's own size."""
+    d = cfg.embed_dim
+    # An upper bound, computed rather than built (a hostile depth would take long to build even
+    # on the meta device): up to three attention steps (4 d^2 each) and the MLP per block, plus
+    # the patch, position, time and class tensors.
+    tokens = (cfg.img_size // cfg.patch_size) ** 2 + 1 + cfg.num_frames
+    per_block = 12 * d * d + 2 * cfg.mlp_ratio * d * d + 16 * d
+    wanted = cfg.depth * per_block + d * (
+        tokens + cfg.num_classes + cfg.in_chans * cfg.patch_size**2
+    )
+    held = sum(t.numel() for t in src.state.values())
+    if wanted > 4 * held + 50_000_000:
+        raise CheckpointError(
+            f"{path}: its config describes a model of about {wanted:,.0f} parameters, but the "
+            f"file holds only {held:,} values"
+        )
 
 
 def _adapt(src: Source, model: TimeSformer, report: LoadReport) -> dict[str, Tensor]:
@@ -313,7 +348,9 @@ def load_checkpoint(
     path = Path(path)
     src = read_checkpoint(path)
     if model is None:
-        built = TimeSformer(_config_for(src, overrides, path))
+        cfg = _config_for(src, overrides, path)
+        _check_size(src, cfg, path)
+        built = TimeSformer(cfg)
     else:
         if overrides:
             raise ConfigError(
