@@ -89,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
         raise TimesformerError("--size must be even (H.264 with 4:2:0 chroma)")
     if not 0 <= args.crf <= 51:
         raise TimesformerError("--crf must be in [0, 51]")
+    if not 0 < args.fps < 1000:  # also refuses nan
+        raise TimesformerError(f"--fps must be in (0, 1000), got {args.fps}")
+    if args.seed < 0:
+        raise TimesformerError(f"--seed must be 0 or more, got {args.seed}")
+    if args.train_per_class < 0 or args.val_per_class < 0:
+        raise TimesformerError("--train-per-class and --val-per-class must be 0 or more")
+    if args.train_per_class + args.val_per_class == 0:
+        raise TimesformerError("--train-per-class and --val-per-class are both 0: no videos")
     pairs = parse_pairs(args.pairs)
     out = synthetic.make_synthetic(
         args.out,

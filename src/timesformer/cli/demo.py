@@ -38,9 +38,12 @@ def run(args: argparse.Namespace) -> int:
 
     schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
     unknown = [s for s in schemes if s not in ATTENTION_SCHEMES]
-    if unknown or not schemes:
+    if not schemes:
+        raise ConfigError(f"--schemes names no scheme; choose from {', '.join(ATTENTION_SCHEMES)}")
+    if unknown:
         raise ConfigError(
-            f"--schemes: unknown scheme(s) {unknown}; choose from {ATTENTION_SCHEMES}"
+            f"--schemes: unknown scheme(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(ATTENTION_SCHEMES)}"
         )
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     make = DemoSettings.quick if args.quick else DemoSettings

@@ -38,6 +38,8 @@ def find_run_config(checkpoint: Path) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
+    from timesformer.checkpoints.io import write_text
+    from timesformer.cli.predict import check_output_file
     from timesformer.engine.builders import build_dataset
     from timesformer.engine.config import load_config
     from timesformer.engine.distributed import init_distributed, shutdown
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     ckpt = Path(args.checkpoint)
+    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{ckpt.stem}.json")
+    check_output_file(str(out), "--out")  # before the evaluation, not after it
     files = resolve_config_files(args.config)
     if not files:
         found = find_run_config(ckpt)
@@ -79,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         shutdown(info)
     if not info.is_main:
         return 0
-    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{ckpt.stem}.json")
-    out.write_text(json.dumps(result.to_dict(), indent=1))
+    write_text(out, json.dumps(result.to_dict(), indent=1))
     print(f"{result.num_videos} videos x {result.num_views} views ({len(result.failed)} failed)")
     print(
         f"video top-1 {100 * result.video_top1:.2f}%  top-5 {100 * result.video_top5:.2f}%  "

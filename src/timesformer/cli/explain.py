@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
     from timesformer.data import VideoReader
     from timesformer.data.transforms import MEAN, STD, val_transform
+    from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.overlay import save_overlay_gif, save_overlay_grid
     from timesformer.inference.rollout import explain_clip, rollout_support
@@ -94,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--discard-ratio must be in [0, 1), got {args.discard_ratio}")
     if args.sampling_rate is not None and args.sampling_rate < 1:
         raise ConfigError(f"--sampling-rate must be >= 1, got {args.sampling_rate}")
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {args.device}: CUDA is not available on this machine")
+    device = pick_device(args.device, option="--device")
+    out = Path(args.out)
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder")
     video = Path(args.video)
     # Open the video first: a bad video fails in a moment, before a large checkpoint loads.
     reader = VideoReader(video)
@@ -127,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     names = model.class_names
     label = names[top] if names else f"class {top}"
 
-    out = Path(args.out)
     stem = f"{video.stem}_rollout"
     how = f"every {rate} frames at 30 fps" if rate else "one frame per segment"
     title = (

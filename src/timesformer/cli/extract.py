@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from timesformer.checkpoints import load_checkpoint
+    from timesformer.cli.predict import check_clip_options
     from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.extract import (
@@ -102,11 +103,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--stride needs --windows")
     if not args.videos and args.list is None:
         raise ConfigError("no videos given: name files or folders, or --list FILE")
+    check_clip_options(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder")
     shard = parse_shard(args.shard)
     items = collect_videos(args.videos, list_file=args.list, root=args.root)
     # torchrun gives each process of a machine its own GPU.
     local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    device = pick_device(args.device or "auto", local_rank)
+    device = pick_device(args.device or "auto", local_rank, option="--device")
     checkpoint = str(Path(args.checkpoint).resolve())
     model = load_checkpoint(args.checkpoint)
     clip = default_clip_config(

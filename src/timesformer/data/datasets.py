@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 from timesformer.data import sampling, transforms
 from timesformer.data.errors import DatasetError, VideoDecodeError
 from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader
+from timesformer.errors import ConfigError
 
 __all__ = ["ClipConfig", "Mode", "VideoClipDataset", "read_class_names"]
 
@@ -63,17 +64,23 @@ class ClipConfig:
     std: tuple[float, float, float] = transforms.STD
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1 or self.sampling_rate < 1 or self.num_clips < 1:
-            raise ValueError("num_frames, sampling_rate and num_clips must be >= 1")
+        # ConfigError is a ValueError that the command line reports as one line.
+        for key in ("num_frames", "sampling_rate", "num_clips"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"clip setting {key} must be >= 1, got {getattr(self, key)}")
+        if not self.target_fps > 0:
+            raise ConfigError(f"clip setting target_fps must be positive, got {self.target_fps}")
+        if self.crop_size < 1:
+            raise ConfigError(f"clip setting crop_size must be >= 1, got {self.crop_size}")
         if self.sampling not in ("window", "segment"):
-            raise ValueError(f"sampling must be 'window' or 'segment', got {self.sampling!r}")
+            raise ConfigError(f"sampling must be 'window' or 'segment', got {self.sampling!r}")
         if self.num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops}")
+            raise ConfigError(f"num_crops must be 1 or 3, got {self.num_crops}")
         lo, hi = self.train_scale
         if not self.crop_size <= lo <= hi:
-            raise ValueError(f"train_scale {self.train_scale} must satisfy crop <= min <= max")
+            raise ConfigError(f"train_scale {self.train_scale} must satisfy crop <= min <= max")
         if self.test_scale is not None and self.test_scale < self.crop_size:
-            raise ValueError(f"test_scale {self.test_scale} is below the crop size")
+            raise ConfigError(f"test_scale {self.test_scale} is below the crop size")
 
 
 def read_class_names(source: PathLike | Sequence[str]) -> list[str]:

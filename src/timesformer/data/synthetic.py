@@ -391,7 +391,10 @@ def make_synthetic(
         raise TimesformerError("need at least one video per class")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise TimesformerError(f"'{out}' already exists (pass overwrite=True / --overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TimesformerError(f"'{out}': cannot make its folder ({err})") from None
     names = class_names(pairs)
     counts = {"train": train_per_class, "val": val_per_class}
     total = sum(counts.values()) * len(names)

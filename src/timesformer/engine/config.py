@@ -97,6 +97,9 @@ class RunSection:
     eval_reduce: str = "sum"  # how views combine: sum (of logits, the reference) | softmax
     progress: bool = True
     tensorboard: bool = True
+    # Seconds a process waits in a collective (DDP) for the others: a process that hangs, rather
+    # than dies, then stops the run with an error instead of blocking it for ever.
+    dist_timeout: float = 1800.0
 
 
 @dataclass
@@ -159,9 +162,41 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         )
     if cfg.run.keep_last < 1:
         raise ConfigError(f"run.keep_last must be at least 1, got {cfg.run.keep_last}")
+    if cfg.run.dist_timeout <= 0:
+        raise ConfigError(f"run.dist_timeout must be positive, got {cfg.run.dist_timeout}")
     if not cfg.data.root:
         raise ConfigError("data.root is not set (the folder of the videos)")
+    _validate_model(cfg)
     return cfg
+
+
+def _validate_model(cfg: TrainConfig) -> None:
+    """The model section must build at the data's frame count and crop size: checked here, so
+    that a bad name or size fails before a run folder or a data set is made."""
+    from timesformer.variants import get_variant, model_config
+
+    m = cfg.model
+    if m.init:
+        return  # the architecture comes from that checkpoint, checked when it loads
+    patch = m.patch_size or get_variant(m.name).config.patch_size
+    if patch >= 1 and cfg.data.crop_size % patch:
+        raise ConfigError(
+            f"data.crop_size {cfg.data.crop_size} is not a multiple of the patch size {patch} "
+            f"of {m.name} (model.patch_size)"
+        )
+    arch_keys = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "drop_path_rate")
+    arch = {k: getattr(m, k) for k in arch_keys if getattr(m, k) is not None}
+    try:
+        model_config(
+            m.name,
+            attention=m.attention,
+            num_classes=m.num_classes or 1,  # unset: the data set's count, at least 1
+            num_frames=cfg.data.num_frames,
+            img_size=cfg.data.crop_size,
+            **arch,
+        )
+    except ConfigError as err:
+        raise ConfigError(f"model section: {err}") from None
 
 
 def _one_line(err: OmegaConfBaseException) -> str:
@@ -178,11 +213,16 @@ def load_config(
     for f in files or []:
         path = Path(f)
         if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
+            what = "is not a file" if path.exists() else "no such config file"
+            raise ConfigError(f"{path}: {what}")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not UTF-8 text ({err.reason})") from None
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
         if data is None:
             continue
         if not isinstance(data, dict):

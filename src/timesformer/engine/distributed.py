@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 
-from timesformer.errors import ConfigError
+from timesformer.errors import ConfigError, TimesformerError
 
 
 @dataclass(frozen=True)
@@ -30,17 +33,19 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(pref: str, local_rank: int = 0) -> torch.device:
+def pick_device(pref: str, local_rank: int = 0, option: str = "run.device") -> torch.device:
+    """The torch device of ``pref`` (auto, cpu, cuda, cuda:N, ...); ``option`` names the setting
+    in the ``ConfigError`` for an unknown or unavailable device."""
     if pref == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"run.device={pref} but no CUDA device is available")
+        raise ConfigError(f"{option} {pref}: no CUDA device is available")
     if pref == "cuda":
         return torch.device(f"cuda:{local_rank}")
     try:
         return torch.device(pref)
     except RuntimeError:
-        raise ConfigError(f"run.device: unknown device {pref!r}") from None
+        raise ConfigError(f"{option}: unknown device {pref!r}") from None
 
 
 def init_distributed(device_pref: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
@@ -74,3 +79,37 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class DistributedFailure(TimesformerError):
+    """A collective failed: another process of the run died, hung past ``run.dist_timeout``, or
+    its connection broke."""
+
+
+# How a broken collective reads when it surfaces as a plain RuntimeError (through DDP's reducer
+# in backward, for one): Gloo's and NCCL's messages name their source file or the library.
+_COMM_ERROR = re.compile(r"gloo|nccl|connection (reset|closed|refused)|timed out", re.IGNORECASE)
+
+
+def is_comm_failure(err: BaseException) -> bool:
+    return isinstance(err, dist.DistError) or (
+        isinstance(err, RuntimeError) and bool(_COMM_ERROR.search(str(err)))
+    )
+
+
+@contextlib.contextmanager
+def comm_failures(info: DistInfo, resume_hint: str) -> Iterator[None]:
+    """Turn a failed collective of a multi-process run into one ``DistributedFailure`` line
+    (instead of a C++ backend traceback) that says what happened and how to go on."""
+    try:
+        yield
+    except RuntimeError as err:
+        if not (info.enabled and is_comm_failure(err)):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        detail = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # less the source path
+        raise DistributedFailure(
+            f"rank {info.rank} of {info.world_size} lost contact with the other processes "
+            f"({detail}): one of them died or hung (its own output, or torchrun's report, "
+            f"names it); {resume_hint}"
+        ) from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,45 @@ class RunLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def process_resources() -> dict[str, int]:
+    """Open file descriptors, resident memory (kB), threads and live child processes of this
+    process: cheap reads of /proc, so a long run can show that nothing grows epoch after epoch.
+
+    Linux gives all four; elsewhere only what is available (children from ``multiprocessing``).
+    """
+    out: dict[str, int] = {}
+    for fd_dir in ("/proc/self/fd", "/dev/fd"):
+        try:
+            out["fds"] = len(os.listdir(fd_dir)) - 1  # less the descriptor listdir itself held
+            break
+        except OSError:
+            continue
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == "VmRSS":
+                    out["rss_kb"] = int(value.split()[0])
+                elif key == "Threads":
+                    out["threads"] = int(value)
+    except (OSError, ValueError):
+        pass
+    # Every thread's children: DataLoader workers are forked from the main thread, but a leak
+    # could come from anywhere.  Needs CONFIG_PROC_CHILDREN (all common kernels).
+    if os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        pids: set[str] = set()
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/children") as f:
+                    pids.update(f.read().split())
+            except OSError:  # the thread ended meanwhile
+                continue
+        out["children"] = len(pids)
+    else:
+        out["children"] = len(multiprocessing.active_children())
+    return out
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

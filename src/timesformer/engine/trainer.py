@@ -19,11 +19,23 @@ from timesformer.data import DecodeFailures
 from timesformer.engine import state as S
 from timesformer.engine.builders import build_dataset, build_model, clip_config, train_loader
 from timesformer.engine.config import TrainConfig, to_yaml
-from timesformer.engine.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from timesformer.engine.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    comm_failures,
+    init_distributed,
+)
 from timesformer.engine.evaluate import EvalResult, autocast_context, evaluate
-from timesformer.engine.metrics import RunLog, plot_confusion, plot_curves, read_log
+from timesformer.engine.metrics import (
+    RunLog,
+    plot_confusion,
+    plot_curves,
+    process_resources,
+    read_log,
+)
 from timesformer.engine.optim import LRSchedule, build_optimizer
-from timesformer.errors import ConfigError, TimesformerError
+from timesformer.errors import CheckpointError, ConfigError, TimesformerError
 
 log = logging.getLogger("timesformer")
 
@@ -50,20 +62,27 @@ def _accumulation(cfg: TrainConfig, world: int) -> int:
     return cfg.optim.global_batch // per_step
 
 
+def _remove_stale_temps(*folders: Path) -> None:
+    """Delete the temporary files of checkpoint writes that a killed run left behind (named
+    ``.NAME.XXXX.tmp`` by ``atomic_path``): never read as checkpoints, but each as large as one."""
+    for folder in folders:
+        for tmp in folder.glob(".*.safetensors.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 class Trainer:
     """Builds everything from a ``TrainConfig`` and runs ``fit()``."""
 
     def __init__(self, cfg: TrainConfig, info: DistInfo | None = None) -> None:
         self.cfg = cfg
-        self.info = info or init_distributed(cfg.run.device)
+        self.info = info or init_distributed(cfg.run.device, cfg.run.dist_timeout)
         self.device = self.info.device
         if cfg.run.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("run.precision=fp16 needs a GPU; use bf16 on CPU")
         self.out = Path(cfg.run.out)
         self.ckpt_dir = self.out / "checkpoints"
-        if self.info.is_main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(to_yaml(cfg))
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"run.out {self.out}: is a file, not a run folder")
         seed_everything(cfg.run.seed)
 
         self.train_set = build_dataset(cfg, "train", "train")
@@ -91,6 +110,15 @@ class Trainer:
         self.resumed_from: Path | None = None
         if cfg.run.resume:
             self._resume()
+        # The run folder is made once everything above has been checked: a config, data set or
+        # checkpoint that fails leaves no folder behind.
+        if self.info.is_main:
+            try:
+                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"run.out {self.out}: cannot make the folder ({err})") from None
+            _remove_stale_temps(self.out, self.ckpt_dir)
+            (self.out / "config.yaml").write_text(to_yaml(cfg))
         self.net: torch.nn.Module = self.model
         if cfg.run.compile:
             self.net = torch.compile(self.net)
@@ -102,15 +130,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _resume(self) -> None:
+        newest_error: TimesformerError | None = None
         for epoch, path in reversed(S.epoch_checkpoints(self.ckpt_dir)):
             try:
                 self.state = S.load_train_state(path, self.model, self.optimizer, self.scaler)
             except TimesformerError as err:
                 log.warning("skipping checkpoint %s: %s", path, err)
+                newest_error = newest_error or err
                 continue
             self.resumed_from = path
             log.info("resumed from %s (epoch %d, step %d)", path, epoch, self.state.step)
             return
+        if newest_error is not None:
+            # Starting over would write new epochs over the run's damaged ones: stop instead.
+            raise CheckpointError(
+                f"{newest_error} (no checkpoint of {self.ckpt_dir} loads; set run.resume=false "
+                "or another run.out to start over)"
+            )
 
     def _save(self, val: EvalResult | None) -> None:
         st = self.state
@@ -136,6 +172,11 @@ class Trainer:
             S.prune(self.ckpt_dir, self.cfg.run.keep_last)
         barrier(self.info)
 
+    def _resume_hint(self) -> str:
+        return (
+            f"start the same command again to resume from the newest checkpoint in {self.ckpt_dir}"
+        )
+
     # ------------------------------------------------------------------ one epoch
     def _epoch_seed(self, epoch: int) -> None:
         # Model randomness (drop path) from (seed, epoch, rank) alone: exact after a resume.
@@ -143,8 +184,12 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, info = self.cfg, self.info
-        self._epoch_seed(epoch)
         self.loader.sampler.set_epoch(epoch)
+        # The iterator first: a fresh one draws its base seed from the global generator, a
+        # persistent one (data.workers > 0) only in the first epoch of a process, so seeding
+        # after it keeps the model's random stream the same after a resume.
+        batches = iter(self.loader)
+        self._epoch_seed(epoch)
         self.net.train()
         loss_sum = torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n
         start = time.perf_counter()
@@ -159,7 +204,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         micro = 0
         steps = 0
-        for batch in self.loader:
+        for batch in batches:
             self.failures.update(batch)
             x = batch["video"].to(self.device, non_blocking=True)
             y = batch["label"].to(self.device, non_blocking=True)
@@ -248,13 +293,22 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> dict[str, Any]:
         """Train up to ``optim.epochs`` (or ``stop_after`` more epochs in this call: a job on a
         time-limited slot runs a few epochs, and the next one resumes from the checkpoint)."""
+        # A process that dies or hangs mid-run stops the others at their next collective:
+        # one clear line, and the checkpoints on disk to resume from.
+        with comm_failures(self.info, self._resume_hint()):
+            return self._fit(stop_after)
+
+    def _fit(self, stop_after: int | None) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         val: EvalResult | None = None
         last = cfg.optim.epochs
         if stop_after is not None:
             last = min(last, self.state.epoch + stop_after)
         for epoch in range(self.state.epoch, last):
-            record = {"kind": "epoch", "epoch": epoch + 1}
+            record: dict[str, Any] = {"kind": "epoch", "epoch": epoch + 1}
+            # Open files, memory, threads and child processes at the start and end of each
+            # epoch: a long run shows any leak as growth from one epoch to the next.
+            start = process_resources()
             record.update(self.train_epoch(epoch))
             if self.failures.failed_samples:
                 record["decode_failures"] = self.failures.failed_samples
@@ -264,6 +318,9 @@ class Trainer:
                 val = self.validate()
                 record.update(val_top1=val.video_top1, val_top5=val.video_top5, val_loss=val.loss)
             record["step"] = self.state.step
+            end = process_resources()
+            record.update({f"{k}_start": v for k, v in start.items()})
+            record.update({f"{k}_end": v for k, v in end.items()})
             self.state.history.append(record)
             self._save(val if "val_top1" in record else None)
             if info.is_main:

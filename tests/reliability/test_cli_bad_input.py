@@ -1,0 +1,744 @@
+"""Every CLI command, given a bad file, config key, value or option, answers with one clear line.
+
+The contract (issue 7): missing files, folders where files belong, unknown keys, wrong types,
+impossible sizes and out-of-range options give a non-zero exit status (2 for user mistakes) and
+exactly one line on stderr, ``timesformer CMD: error: ...``, that names the file, key or option;
+never a traceback, and never a half-written output file. argparse's own usage errors (usage text
+plus one ``error:`` line, exit 2) are accepted as argparse prints them.
+
+The table below runs in-process through ``timesformer.cli.main``; a representative subset runs
+again through the real entry point (``python -m timesformer``) in a subprocess, where a
+traceback would really reach the user. Unreadable files (chmod 000) run as the ``nobody`` user
+when the tests run as root (root reads any file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import randomize, tiny, tiny_overrides
+from timesformer.checkpoints import save_checkpoint
+from timesformer.cli import COMMANDS, main
+from timesformer.data import make_synthetic, write_video
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad invocation. ``argv`` and ``names`` are templates filled with the workspace paths
+    (``{ckpt}``, ``{video}``, ...) and ``{out}``, a fresh path under the test's tmp folder.
+
+    kind: "error" (one ``timesformer CMD: error:`` line), "usage" (argparse: usage + one error
+    line), "per_video" (the video fails, the command reports it and exits 1), "json" (probe
+    --json: the error is in the JSON on stdout)."""
+
+    id: str
+    argv: tuple[str, ...]
+    names: str
+    rc: int = 2
+    kind: str = "error"
+
+    @property
+    def command(self) -> str:
+        return self.argv[0]
+
+
+def C(id: str, argv: str, names: str, rc: int = 2, kind: str = "error") -> Case:
+    # argv is split on spaces: no path of the workspace contains one.
+    return Case(id, tuple(argv.split()), names, rc, kind)
+
+
+def U(id: str, argv: str, names: str) -> Case:
+    return C(id, argv, names, 2, "usage")
+
+
+TRAIN = "train --config synthetic {tiny}"
+EVAL = "eval --checkpoint {ckpt} --config synthetic {tiny}"
+
+CASES: list[Case] = [
+    # ---------------------------------------------------------------- the top level
+    U("top-unknown-command", "bogus", "bogus"),
+    # ---------------------------------------------------------------- info
+    C("info-unknown-model", "info nosuch_model", "nosuch_model"),
+    U("info-unknown-scheme", "info timesformer_tiny --attention bogus", "--attention"),
+    U("info-no-name", "info", "NAME"),
+    U("info-frames-not-int", "info timesformer_tiny --num-frames eight", "--num-frames"),
+    C("info-frames-0", "info timesformer_tiny --num-frames 0", "num_frames"),
+    C("info-frames-negative", "info timesformer_tiny --num-frames -4", "num_frames"),
+    C("info-size-0", "info timesformer_tiny --img-size 0", "img_size"),
+    C("info-size-negative", "info timesformer_tiny --img-size -16", "img_size"),
+    C("info-patch-not-dividing", "info timesformer_base --img-size 100", "img_size 100"),
+    C("info-patch-not-dividing-all", "info timesformer_tiny --attention all --img-size 18", "18"),
+    C("info-classes-0", "info timesformer_tiny --num-classes 0", "num_classes"),
+    # ---------------------------------------------------------------- probe
+    C("probe-missing", "probe {missing}", "{missing}"),
+    C("probe-folder", "probe {emptydir}", "{emptydir}"),
+    C("probe-not-a-video", "probe {notvideo}", "{notvideo}"),
+    C("probe-empty-file", "probe {emptyfile}", "{emptyfile}"),
+    C("probe-checkpoint-as-video", "probe {ckpt}", "{ckpt}"),
+    C("probe-good-and-missing", "probe {video} {missing}", "{missing}"),
+    C("probe-json-missing", "probe --json {missing}", "{missing}", kind="json"),
+    U("probe-no-file", "probe", "VIDEO"),
+    # ---------------------------------------------------------------- data synth
+    U("synth-no-action", "data", "ACTION"),
+    U("synth-no-out", "data synth", "OUT"),
+    U("synth-unknown-action", "data bogus", "bogus"),
+    C("synth-frames-0", "data synth {out} --frames 0", "--frames"),
+    C("synth-frames-negative", "data synth {out} --frames -3", "--frames"),
+    U("synth-frames-not-int", "data synth {out} --frames 1.5", "--frames"),
+    C("synth-size-small", "data synth {out} --size 8", "--size"),
+    C("synth-size-negative", "data synth {out} --size -64", "--size"),
+    C("synth-size-odd", "data synth {out} --size 33", "--size"),
+    C("synth-crf-range", "data synth {out} --crf 99", "--crf"),
+    C("synth-fps-0", "data synth {out} --fps 0", "--fps"),
+    C("synth-fps-negative", "data synth {out} --fps -30", "--fps"),
+    C("synth-fps-nan", "data synth {out} --fps nan", "--fps"),
+    C("synth-seed-negative", "data synth {out} --seed -1", "--seed"),
+    C("synth-per-class-negative", "data synth {out} --train-per-class -1", "--train-per-class"),
+    C(
+        "synth-no-videos",
+        "data synth {out} --train-per-class 0 --val-per-class 0",
+        "--train-per-class",
+    ),
+    C("synth-unknown-pair", "data synth {out} --pairs bogus", "bogus"),
+    C("synth-no-pair", "data synth {out} --pairs ,", "--pairs"),
+    U("synth-unknown-style", "data synth {out} --style bogus", "--style"),
+    C("synth-out-exists", "data synth {data}", "{data}"),
+    C("synth-out-is-file", "data synth {file}", "{file}"),
+    C("synth-out-under-file", "data synth {file}/sub", "{file}"),
+    # ---------------------------------------------------------------- train: config files
+    C("train-config-missing", "train --config {missing}.yaml", "{missing}.yaml"),
+    C("train-config-unknown-name", "train --config nosuch_config", "nosuch_config"),
+    C("train-config-folder", "train --config {emptydir}", "{emptydir}"),
+    C("train-config-not-yaml", "train --config {yaml_broken}", "{yaml_broken}"),
+    C("train-config-not-mapping", "train --config {yaml_list}", "{yaml_list}"),
+    C("train-config-unknown-key", "train --config {yaml_unknown}", "bogus_key"),
+    C("train-config-unknown-section", "train --config {yaml_section}", "bogus_section"),
+    C("train-config-wrong-type", "train --config {yaml_type}", "num_frames"),
+    C("train-config-binary", "train --config {notvideo_yaml}", "{notvideo_yaml}"),
+    # ---------------------------------------------------------------- train: overrides
+    C("train-override-unknown-key", TRAIN + " optim.bogus_key=1", "bogus_key"),
+    C("train-override-unknown-section", TRAIN + " nosection.x=1", "nosection"),
+    C("train-override-no-equals", TRAIN + " optim.lr", "optim.lr"),
+    C("train-override-wrong-type", TRAIN + " data.num_frames=eight", "num_frames"),
+    C("train-override-list-type", TRAIN + " optim.lr_steps=abc", "lr_steps"),
+    C("train-frames-0", TRAIN + " data.num_frames=0", "data.num_frames"),
+    C("train-frames-negative", TRAIN + " data.num_frames=-4", "data.num_frames"),
+    C("train-crop-negative", TRAIN + " data.crop_size=-16", "data.crop_size"),
+    C(
+        "train-crop-not-patch-multiple",
+        TRAIN + " data.crop_size=18 data.train_scale=[18,20]",
+        "data.crop_size",
+    ),
+    C("train-scale-below-crop", TRAIN + " data.train_scale=[8,12]", "data.train_scale"),
+    C("train-scale-reversed", TRAIN + " data.train_scale=[20,18]", "data.train_scale"),
+    C("train-scale-one-value", TRAIN + " data.train_scale=[16]", "data.train_scale"),
+    C("train-sampling-rate-0", TRAIN + " data.sampling_rate=0", "data.sampling_rate"),
+    C("train-batch-0", TRAIN + " data.batch_size=0", "data.batch_size"),
+    C("train-test-crops-2", TRAIN + " data.test_crops=2", "data.test_crops"),
+    C("train-workers-negative", TRAIN + " data.workers=-1", "data.workers"),
+    C("train-format-unknown", TRAIN + " data.format=bogus", "data.format"),
+    C("train-sampling-unknown", TRAIN + " data.sampling=bogus", "data.sampling"),
+    C("train-root-missing", TRAIN + " data.root={missing}", "{missing}"),
+    C("train-root-is-file", TRAIN + " data.root={file}", "{file}"),
+    C("train-root-empty", TRAIN + " data.root={emptydir}", "{emptydir}"),
+    C("train-root-unset", TRAIN + " data.root=", "data.root"),
+    C("train-model-unknown", TRAIN + " model.name=nosuch_model", "nosuch_model"),
+    C("train-scheme-unknown", TRAIN + " model.attention=bogus", "bogus"),
+    C("train-heads-not-dividing", TRAIN + " model.num_heads=7", "num_heads"),
+    C("train-depth-0", TRAIN + " model.depth=0", "depth"),
+    C("train-drop-path-range", TRAIN + " model.drop_path_rate=1.5", "drop_path_rate"),
+    C("train-init-missing", TRAIN + " model.init={missing}", "{missing}"),
+    C("train-init-garbage", TRAIN + " model.init={garbage}", "{garbage}"),
+    C("train-init-video", TRAIN + " model.init={video}", "{video}"),
+    C("train-init-folder", TRAIN + " model.init={emptydir}", "{emptydir}"),
+    C("train-lr-negative", TRAIN + " optim.lr=-1", "optim.lr"),
+    C("train-optimizer-unknown", TRAIN + " optim.name=bogus", "optim.name"),
+    C("train-epochs-0", TRAIN + " optim.epochs=0", "optim.epochs"),
+    C("train-smoothing-range", TRAIN + " optim.label_smoothing=1.5", "optim.label_smoothing"),
+    C("train-global-batch", TRAIN + " optim.global_batch=3", "optim.global_batch"),
+    C("train-precision-unknown", TRAIN + " run.precision=fp64", "run.precision"),
+    C("train-fp16-on-cpu", TRAIN + " run.precision=fp16 run.device=cpu", "run.precision"),
+    C("train-device-unknown", TRAIN + " run.device=bogus", "run.device"),
+    C("train-keep-last-0", TRAIN + " run.keep_last=0", "run.keep_last"),
+    C("train-reduce-unknown", TRAIN + " run.eval_reduce=bogus", "run.eval_reduce"),
+    C("train-out-is-file", "train --config synthetic {tiny_file_out}", "{file}"),
+    # ---------------------------------------------------------------- eval
+    U("eval-no-checkpoint", "eval --config synthetic", "--checkpoint"),
+    C(
+        "eval-checkpoint-missing",
+        "eval --checkpoint {missing} --config synthetic {tiny}",
+        "{missing}",
+    ),
+    C("eval-checkpoint-missing-no-config", "eval --checkpoint {missing}", "{missing}"),
+    C(
+        "eval-checkpoint-garbage",
+        "eval --checkpoint {garbage} --config synthetic {tiny}",
+        "{garbage}",
+    ),
+    C("eval-checkpoint-video", "eval --checkpoint {video} --config synthetic {tiny}", "{video}"),
+    C(
+        "eval-checkpoint-folder",
+        "eval --checkpoint {emptydir} --config synthetic {tiny}",
+        "{emptydir}",
+    ),
+    C("eval-checkpoint-classes", "eval --checkpoint {ckpt5} --config synthetic {tiny}", "classes"),
+    C("eval-config-missing", "eval --checkpoint {ckpt} --config {missing}.yaml", "{missing}.yaml"),
+    C("eval-override-unknown", EVAL + " run.bogus_key=1", "bogus_key"),
+    C("eval-frames-0", EVAL + " data.num_frames=0", "data.num_frames"),
+    C("eval-test-crops-2", EVAL + " data.test_crops=2", "data.test_crops"),
+    C(
+        "eval-crop-not-patch-multiple",
+        EVAL + " data.crop_size=18 data.train_scale=[18,20]",
+        "data.crop_size",
+    ),
+    C("eval-out-is-folder", EVAL + " --out {emptydir}", "{emptydir}"),
+    C("eval-out-under-file", EVAL + " --out {file}/x.json", "{file}"),
+    # ---------------------------------------------------------------- demo (fails before work)
+    C("demo-unknown-scheme", "demo --out {out} --schemes bogus", "bogus"),
+    C("demo-no-scheme", "demo --out {out} --schemes ,", "--schemes"),
+    C("demo-one-unknown", "demo --out {out} --schemes divided,,joint,bogus", "bogus"),
+    U("demo-seed-not-int", "demo --out {out} --seed x", "--seed"),
+    C("demo-out-is-file", "demo --out {file} --quick --schemes divided --no-progress", "{file}"),
+    # ---------------------------------------------------------------- predict
+    U("predict-no-checkpoint", "predict {video}", "--checkpoint"),
+    U("predict-no-video", "predict --checkpoint {ckpt}", "VIDEO"),
+    C("predict-video-missing", "predict {missing} --checkpoint {ckpt}", "{missing}"),
+    C("predict-folder-no-videos", "predict {emptydir} --checkpoint {ckpt}", "{emptydir}"),
+    C(
+        "predict-not-a-video",
+        "predict {notvideo} --checkpoint {ckpt} --no-progress",
+        "{notvideo}",
+        rc=1,
+        kind="per_video",
+    ),
+    C("predict-checkpoint-missing", "predict {video} --checkpoint {missing}", "{missing}"),
+    C("predict-checkpoint-garbage", "predict {video} --checkpoint {garbage}", "{garbage}"),
+    C("predict-checkpoint-empty", "predict {video} --checkpoint {emptyfile}", "{emptyfile}"),
+    C("predict-checkpoint-video", "predict {video} --checkpoint {video}", "{video}"),
+    C("predict-checkpoint-folder", "predict {video} --checkpoint {emptydir}", "{emptydir}"),
+    C("predict-checkpoint-yaml", "predict {video} --checkpoint {yaml_list}", "{yaml_list}"),
+    C("predict-topk-0", "predict {video} --checkpoint {ckpt} --topk 0", "--topk"),
+    C("predict-topk-negative", "predict {video} --checkpoint {ckpt} --topk -2", "--topk"),
+    U("predict-topk-not-int", "predict {video} --checkpoint {ckpt} --topk many", "--topk"),
+    C("predict-workers-negative", "predict {video} --checkpoint {ckpt} --workers -1", "--workers"),
+    C("predict-stride-no-windows", "predict {video} --checkpoint {ckpt} --stride 1", "--stride"),
+    C("predict-stride-0", "predict {video} --checkpoint {ckpt} --windows --stride 0", "stride"),
+    C(
+        "predict-stride-negative",
+        "predict {video} --checkpoint {ckpt} --windows --stride -1",
+        "stride",
+    ),
+    C("predict-clips-0", "predict {video} --checkpoint {ckpt} --clips 0", "--clips"),
+    C("predict-clips-negative", "predict {video} --checkpoint {ckpt} --clips -3", "--clips"),
+    U("predict-crops-2", "predict {video} --checkpoint {ckpt} --crops 2", "--crops"),
+    C("predict-rate-0", "predict {video} --checkpoint {ckpt} --sampling-rate 0", "--sampling-rate"),
+    C(
+        "predict-labels-missing",
+        "predict {video} --checkpoint {ckpt} --labels {missing}",
+        "{missing}",
+    ),
+    C(
+        "predict-labels-folder",
+        "predict {video} --checkpoint {ckpt} --labels {emptydir}",
+        "{emptydir}",
+    ),
+    C(
+        "predict-labels-count",
+        "predict {video} --checkpoint {ckpt} --labels {labels3}",
+        "{labels3}",
+    ),
+    C(
+        "predict-labels-blank-line",
+        "predict {video} --checkpoint {ckpt} --labels {labels_blank}",
+        "{labels_blank}",
+    ),
+    C(
+        "predict-labels-bad-json",
+        "predict {video} --checkpoint {ckpt} --labels {labels_json}",
+        "{labels_json}",
+    ),
+    U(
+        "predict-precision-unknown",
+        "predict {video} --checkpoint {ckpt} --precision fp64",
+        "--precision",
+    ),
+    C("predict-device-unknown", "predict {video} --checkpoint {ckpt} --device bogus", "--device"),
+    C(
+        "predict-timeline-is-file",
+        "predict {video} --checkpoint {ckpt} --windows --timeline {file}",
+        "{file}",
+    ),
+    C(
+        "predict-out-is-folder",
+        "predict {video} --checkpoint {ckpt} --out {emptydir}",
+        "{emptydir}",
+    ),
+    # ---------------------------------------------------------------- extract
+    U("extract-no-out", "extract {video} --checkpoint {ckpt}", "--out"),
+    C("extract-no-videos", "extract --checkpoint {ckpt} --out {out}", "--list"),
+    C("extract-video-missing", "extract {missing} --checkpoint {ckpt} --out {out}", "{missing}"),
+    C(
+        "extract-folder-no-videos",
+        "extract {emptydir} --checkpoint {ckpt} --out {out}",
+        "{emptydir}",
+    ),
+    C(
+        "extract-list-missing",
+        "extract --list {missing} --checkpoint {ckpt} --out {out}",
+        "{missing}",
+    ),
+    C(
+        "extract-list-folder",
+        "extract --list {emptydir} --checkpoint {ckpt} --out {out}",
+        "{emptydir}",
+    ),
+    C(
+        "extract-shard-3-of-2",
+        "extract {video} --checkpoint {ckpt} --out {out} --shard 3/2",
+        "--shard 3/2",
+    ),
+    C(
+        "extract-shard-0-of-0",
+        "extract {video} --checkpoint {ckpt} --out {out} --shard 0/0",
+        "--shard 0/0",
+    ),
+    C(
+        "extract-shard-negative",
+        "extract {video} --checkpoint {ckpt} --out {out} --shard=-1/2",
+        "--shard -1/2",
+    ),
+    C(
+        "extract-shard-text",
+        "extract {video} --checkpoint {ckpt} --out {out} --shard half",
+        "--shard",
+    ),
+    C(
+        "extract-checkpoint-missing",
+        "extract {video} --checkpoint {missing} --out {out}",
+        "{missing}",
+    ),
+    C(
+        "extract-checkpoint-garbage",
+        "extract {video} --checkpoint {garbage} --out {out}",
+        "{garbage}",
+    ),
+    C("extract-checkpoint-video", "extract {video} --checkpoint {video} --out {out}", "{video}"),
+    C(
+        "extract-workers-negative",
+        "extract {video} --checkpoint {ckpt} --out {out} --workers -1",
+        "--workers",
+    ),
+    C(
+        "extract-stride-no-windows",
+        "extract {video} --checkpoint {ckpt} --out {out} --stride 2",
+        "--stride",
+    ),
+    C(
+        "extract-stride-0",
+        "extract {video} --checkpoint {ckpt} --out {out} --windows --stride 0",
+        "stride",
+    ),
+    C("extract-clips-0", "extract {video} --checkpoint {ckpt} --out {out} --clips 0", "--clips"),
+    C(
+        "extract-rate-negative",
+        "extract {video} --checkpoint {ckpt} --out {out} --sampling-rate -1",
+        "--sampling-rate",
+    ),
+    U(
+        "extract-format-unknown",
+        "extract {video} --checkpoint {ckpt} --out {out} --format csv",
+        "--format",
+    ),
+    C(
+        "extract-device-unknown",
+        "extract {video} --checkpoint {ckpt} --out {out} --device bogus",
+        "--device",
+    ),
+    C("extract-out-is-file", "extract {video} --checkpoint {ckpt} --out {file}", "{file}"),
+    C(
+        "extract-not-a-video",
+        "extract {notvideo} --checkpoint {ckpt} --out {out} --no-progress",
+        "{notvideo}",
+        rc=1,
+        kind="per_video",
+    ),
+    # ---------------------------------------------------------------- explain
+    U("explain-no-checkpoint", "explain {video}", "--checkpoint"),
+    C("explain-video-missing", "explain {missing} --checkpoint {ckpt} --out {out}", "{missing}"),
+    C("explain-video-folder", "explain {emptydir} --checkpoint {ckpt} --out {out}", "{emptydir}"),
+    C("explain-not-a-video", "explain {notvideo} --checkpoint {ckpt} --out {out}", "{notvideo}"),
+    C("explain-empty-video", "explain {emptyfile} --checkpoint {ckpt} --out {out}", "{emptyfile}"),
+    C(
+        "explain-checkpoint-missing",
+        "explain {video} --checkpoint {missing} --out {out}",
+        "{missing}",
+    ),
+    C(
+        "explain-checkpoint-garbage",
+        "explain {video} --checkpoint {garbage} --out {out}",
+        "{garbage}",
+    ),
+    C(
+        "explain-checkpoint-folder",
+        "explain {video} --checkpoint {emptydir} --out {out}",
+        "{emptydir}",
+    ),
+    C(
+        "explain-discard-1.5",
+        "explain {video} --checkpoint {ckpt} --out {out} --discard-ratio 1.5",
+        "--discard-ratio",
+    ),
+    C(
+        "explain-discard-1",
+        "explain {video} --checkpoint {ckpt} --out {out} --discard-ratio 1",
+        "--discard-ratio",
+    ),
+    C(
+        "explain-discard-negative",
+        "explain {video} --checkpoint {ckpt} --out {out} --discard-ratio -0.1",
+        "--discard-ratio",
+    ),
+    C(
+        "explain-discard-nan",
+        "explain {video} --checkpoint {ckpt} --out {out} --discard-ratio nan",
+        "--discard-ratio",
+    ),
+    C(
+        "explain-rate-0",
+        "explain {video} --checkpoint {ckpt} --out {out} --sampling-rate 0",
+        "--sampling-rate",
+    ),
+    U(
+        "explain-fusion-unknown",
+        "explain {video} --checkpoint {ckpt} --head-fusion sum",
+        "--head-fusion",
+    ),
+    C(
+        "explain-device-unknown",
+        "explain {video} --checkpoint {ckpt} --out {out} --device bogus",
+        "--device",
+    ),
+    C("explain-out-is-file", "explain {video} --checkpoint {ckpt} --out {file}", "{file}"),
+    # ---------------------------------------------------------------- export
+    U("export-no-format", "export {ckpt} --out {out}", "--format"),
+    U("export-format-unknown", "export {ckpt} --format tflite --out {out}", "--format"),
+    C(
+        "export-checkpoint-missing",
+        "export {missing} --format torchscript --out {out}.pt",
+        "{missing}",
+    ),
+    C(
+        "export-checkpoint-garbage",
+        "export {garbage} --format torchscript --out {out}.pt",
+        "{garbage}",
+    ),
+    C("export-checkpoint-video", "export {video} --format hf --out {out}", "{video}"),
+    C("export-checkpoint-folder", "export {emptydir} --format hf --out {out}", "{emptydir}"),
+    C(
+        "export-batch-0",
+        "export {ckpt} --format torchscript --out {out}.pt --batch-size 0",
+        "--batch-size",
+    ),
+    C(
+        "export-batch-negative",
+        "export {ckpt} --format torchscript --out {out}.pt --batch-size -2",
+        "--batch-size",
+    ),
+    C(
+        "export-opset-not-onnx",
+        "export {ckpt} --format torchscript --out {out}.pt --opset 17",
+        "--opset",
+    ),
+    C(
+        "export-torchscript-to-folder",
+        "export {ckpt} --format torchscript --out {emptydir}",
+        "{emptydir}",
+    ),
+    C("export-hf-to-file", "export {ckpt} --format hf --out {file}", "{file}"),
+]
+
+# A representative subset through the real entry point, where tracebacks really show.
+SUBPROCESS = (
+    "info-patch-not-dividing",
+    "probe-not-a-video",
+    "synth-fps-0",
+    "train-crop-not-patch-multiple",
+    "eval-checkpoint-garbage",
+    "predict-clips-0",
+    "extract-shard-3-of-2",
+    "export-checkpoint-video",
+)
+
+
+# ---------------------------------------------------------------------- the workspace
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> dict[str, str]:
+    """Good and bad files the cases point at; the paths fill the templates."""
+    root = tmp_path_factory.mktemp("badinput")
+    data = make_synthetic(
+        root / "data",
+        seed=0,
+        pairs=["horizontal"],
+        train_per_class=1,
+        val_per_class=1,
+        frames=8,
+        size=16,
+        style="simple",
+        progress=False,
+    )
+    classes = (data / "classes.txt").read_text().split()
+    model = randomize(tiny(num_classes=len(classes)), seed=1)
+    model.class_names = classes
+    ckpt = save_checkpoint(model, root / "tiny.safetensors")
+    ckpt5 = save_checkpoint(randomize(tiny(num_classes=5)), root / "five.safetensors")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (8, 24, 24, 3), dtype=np.uint8)
+    video = root / "clip.mp4"
+    write_video(video, frames, 30.0)
+    files = {
+        "notvideo": (root / "notvideo.mp4", b"\x00\x01garbage, not a video" * 50),
+        "notvideo_yaml": (root / "binary.yaml", bytes(range(256))),
+        "emptyfile": (root / "empty.mp4", b""),
+        "garbage": (root / "garbage.safetensors", b"hello, this is not a checkpoint"),
+        "file": (root / "plain.txt", b"a plain file\n"),
+        "yaml_broken": (root / "broken.yaml", b"model: [unclosed\n"),
+        "yaml_list": (root / "list.yaml", b"- a\n- b\n"),
+        "yaml_unknown": (root / "unknown.yaml", b"model:\n  bogus_key: 1\n"),
+        "yaml_section": (root / "section.yaml", b"bogus_section:\n  x: 1\n"),
+        "yaml_type": (root / "type.yaml", b"data:\n  num_frames: eight\n"),
+        "labels3": (root / "labels3.txt", b"a\nb\nc\n"),
+        "labels_blank": (root / "blank.txt", b"a\n\nb\n"),
+        "labels_json": (root / "labels.json", b"[unclosed"),
+    }
+    paths = {"data": str(data), "ckpt": str(ckpt), "ckpt5": str(ckpt5), "video": str(video)}
+    for key, (path, content) in files.items():
+        path.write_bytes(content)
+        paths[key] = str(path)
+    (root / "empty_dir").mkdir()
+    paths["emptydir"] = str(root / "empty_dir")
+    paths["missing"] = str(root / "does_not_exist")
+    paths["root"] = str(root)
+    return paths
+
+
+def tiny_run(ws: dict[str, str], out: Path) -> list[str]:
+    """Overrides for a tiny CPU run on the workspace's 2-video training set."""
+    small = {"data.batch_size": 2, "optim.global_batch": 2}
+    return tiny_overrides(Path(ws["data"]), out, **small)
+
+
+def fill(text: str, ws: dict[str, str], out: Path) -> list[str]:
+    """The template's words with the paths filled in; ``{tiny}`` expands to the tiny-run
+    overrides (run.out = ``out``), ``{tiny_file_out}`` to the same with run.out a plain file."""
+    values = {**ws, "out": str(out)}
+    words: list[str] = []
+    for word in text.split():
+        if word == "{tiny}":
+            words += tiny_run(ws, out)
+        elif word == "{tiny_file_out}":
+            words += tiny_run(ws, Path(ws["file"]))
+        else:
+            words.append(word.format(**values))
+    return words
+
+
+def snapshot(root: str) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file and folder under ``root``: what a failing command must not
+    change."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            out[path] = (st.st_size if not stat.S_ISDIR(st.st_mode) else 0, st.st_mtime_ns)
+    return out
+
+
+def run_in_process(argv: list[str]) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``timesformer.cli.main(argv)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exit_:  # argparse
+            rc = exit_.code if isinstance(exit_.code, int) else 1
+    return rc, out.getvalue(), err.getvalue()
+
+
+def check(case: Case, rc: int, stdout: str, stderr: str, names: str) -> None:
+    """The contract of the module docstring, for one run of ``case``."""
+    shown = f"rc={rc}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    assert "Traceback" not in stderr + stdout, shown
+    assert rc == case.rc, shown
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    prog = f"timesformer {case.command}" if case.command in COMMANDS else "timesformer"
+    if case.kind == "usage":
+        assert lines and lines[0].startswith("usage: timesformer"), shown
+        assert lines[-1].startswith(prog) and ": error: " in lines[-1], shown
+        assert names in lines[-1], shown
+    elif case.kind == "error":
+        assert len(lines) == 1, shown
+        assert lines[0].startswith(f"{prog}: error: "), shown
+        assert names in lines[0], shown
+    elif case.kind == "per_video":
+        assert names in stdout + stderr and "error" in stdout + stderr, shown
+    elif case.kind == "json":
+        assert not lines, shown
+        (entry,) = json.loads(stdout)
+        assert names in entry["error"], shown
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_in_process(case: Case, ws, tmp_path):
+    out = tmp_path / "out"
+    before = snapshot(ws["root"])
+    rc, stdout, stderr = run_in_process(fill(" ".join(case.argv), ws, out))
+    check(case, rc, stdout, stderr, case.names.format(**ws, out=out))
+    # Nothing half-written: the workspace is untouched and no output was left behind (a video
+    # that fails is recorded as such by extract, its only output).
+    assert snapshot(ws["root"]) == before
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    if case.kind == "per_video":
+        files = [p for p in files if p.suffix in (".safetensors", ".npy", ".tmp")]
+    assert not files, files
+
+
+@pytest.fixture(scope="module")
+def entry_point_runs(ws, tmp_path_factory) -> dict[str, tuple[Path, int, str, str]]:
+    """Every SUBPROCESS case through ``python -m timesformer``, started all at once (each pays
+    for importing torch): case id -> (its folder, exit status, stdout, stderr)."""
+    started = {}
+    for case_id in SUBPROCESS:
+        case = next(c for c in CASES if c.id == case_id)
+        folder = tmp_path_factory.mktemp("entry")
+        argv = fill(" ".join(case.argv), ws, folder / "out")
+        started[case_id] = (
+            folder,
+            subprocess.Popen(
+                [sys.executable, "-m", "timesformer", *argv],
+                cwd=folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+    runs = {}
+    for case_id, (folder, proc) in started.items():
+        stdout, stderr = proc.communicate(timeout=180)
+        runs[case_id] = folder, proc.returncode, stdout, stderr
+    return runs
+
+
+@pytest.mark.parametrize("case_id", SUBPROCESS)
+def test_bad_input_through_the_entry_point(case_id: str, ws, entry_point_runs):
+    case = next(c for c in CASES if c.id == case_id)
+    folder, rc, stdout, stderr = entry_point_runs[case_id]
+    check(case, rc, stdout, stderr, case.names.format(**ws, out=folder / "out"))
+    assert not [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_the_table_is_broad():
+    """The figure the README quotes: cases per command, every command covered."""
+    per_command = Counter(c.command for c in CASES)
+    commands = {"info", "probe", "data", "train", "eval", "demo", "predict", "extract"}
+    assert commands | {"explain", "export"} <= set(per_command)
+    assert len(CASES) >= 100
+    assert len({c.id for c in CASES}) == len(CASES)  # ids are unique
+    assert set(SUBPROCESS) <= {c.id for c in CASES}
+
+
+# ---------------------------------------------------------------------- unreadable files
+UNREADABLE = (
+    ("probe", "probe {video}", "{video}"),
+    ("train", "train --config {config}", "{config}"),
+    ("predict", "predict {video} --checkpoint {ckpt}", "{ckpt}"),
+    ("extract", "extract --list {list} --checkpoint {good} --out {out}", "{list}"),
+    ("explain", "explain {video} --checkpoint {good} --out {out}", "{video}"),
+    ("export", "export {ckpt} --format hf --out {out}", "{ckpt}"),
+    ("eval", "eval --checkpoint {ckpt} --config {config}", "{config}"),
+    ("predict", "predict {good_video} --checkpoint {good} --labels {labels}", "{labels}"),
+)
+
+_RUNNER = textwrap.dedent(
+    """
+    import contextlib, io, json, sys, traceback
+    from timesformer.cli import main
+    results = []
+    for argv in json.loads(sys.argv[1]):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else 1
+            except BaseException:
+                traceback.print_exc(file=err)
+                rc = -1
+        results.append([rc, out.getvalue(), err.getvalue()])
+    print(json.dumps(results))
+    """
+)
+# Root reads any file; without these two capabilities (dropped from the bounding set of the
+# child) it is refused a chmod 000 file like any user.
+_NO_READ_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_unreadable_files(ws, tmp_path):
+    """chmod 000 files (as root: in a child that lacks the capabilities to read them anyway)."""
+    good, good_video = tmp_path / "good.safetensors", tmp_path / "good.mp4"
+    shutil.copy(ws["ckpt"], good)
+    shutil.copy(ws["video"], good_video)
+    paths = {
+        "video": tmp_path / "clip.mp4",
+        "ckpt": tmp_path / "model.safetensors",
+        "config": tmp_path / "run.yaml",
+        "list": tmp_path / "videos.txt",
+        "labels": tmp_path / "labels.txt",
+    }
+    shutil.copy(ws["video"], paths["video"])
+    shutil.copy(ws["ckpt"], paths["ckpt"])
+    paths["config"].write_text("data:\n  num_frames: 4\n")
+    paths["list"].write_text(f"{good_video}\n")
+    paths["labels"].write_text("left\nright\n")
+    for p in paths.values():
+        p.chmod(0)
+    values = {k: str(v) for k, v in paths.items()}
+    values |= {"good": str(good), "good_video": str(good_video), "out": str(tmp_path / "out")}
+    argvs = [argv.format(**values).split() for _, argv, _ in UNREADABLE]
+    try:
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv: every file is readable")
+            proc = subprocess.run(
+                [*_NO_READ_OVERRIDE, sys.executable, "-c", _RUNNER, json.dumps(argvs)],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if proc.returncode != 0:
+                pytest.skip(f"cannot drop the read capabilities: {proc.stderr.strip()[-300:]}")
+            results = json.loads(proc.stdout.strip().splitlines()[-1])
+        else:
+            results = [run_in_process(argv) for argv in argvs]
+    finally:
+        for p in paths.values():
+            p.chmod(0o644)
+    for (command, argv, names), (rc, stdout, stderr) in zip(UNREADABLE, results, strict=True):
+        case = C(f"unreadable-{command}", argv, names)
+        check(case, rc, stdout, stderr, names.format(**values))
+    assert not (tmp_path / "out").exists()
