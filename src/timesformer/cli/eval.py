@@ -39,7 +39,7 @@ def find_run_config(checkpoint: Path) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
     from timesformer.checkpoints.io import write_text
-    from timesformer.cli.predict import check_output_file
+    from timesformer.cli.common import check_output_file
     from timesformer.engine.builders import build_dataset
     from timesformer.engine.config import load_config
     from timesformer.engine.distributed import init_distributed, shutdown

@@ -6,6 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from timesformer.cli.common import (
+    add_clip_arguments,
+    add_running_arguments,
+    check_clip_options,
+    clip_from_args,
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -61,23 +68,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="seconds between window starts (default: one window, so they tile the video)",
     )
-    c = p.add_argument_group("clip settings (default: from the checkpoint)")
-    c.add_argument("--clips", type=int, default=None, help="temporal clips per video (K)")
-    c.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops")
-    c.add_argument("--sampling-rate", type=int, default=None, help="frame step at target fps")
-    r = p.add_argument_group("running")
+    add_clip_arguments(p)
+    r = add_running_arguments(p, "cpu, cuda, cuda:1 ... (default: cuda:LOCAL_RANK if any)")
     r.add_argument(
         "--shard",
         default=None,
         metavar="I/N",
         help="this process's share: videos I, I+N, ... (default: torchrun's RANK/WORLD_SIZE)",
     )
-    r.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda:LOCAL_RANK if any)"
-    )
-    r.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    r.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this one)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -86,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from timesformer.checkpoints import load_checkpoint
-    from timesformer.cli.predict import check_clip_options
     from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.extract import (
@@ -95,10 +92,7 @@ def run(args: argparse.Namespace) -> int:
         parse_shard,
         run_extraction,
     )
-    from timesformer.inference.predictor import default_clip_config
 
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     if args.stride is not None and not args.windows:
         raise ConfigError("--stride needs --windows")
     if not args.videos and args.list is None:
@@ -117,14 +111,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device or "auto", local_rank, option="--device")
     checkpoint = str(Path(args.checkpoint).resolve())
     model = load_checkpoint(args.checkpoint)
-    clip = default_clip_config(
-        model,
-        num_clips=args.clips,
-        num_crops=args.crops,
-        sampling_rate=args.sampling_rate,
-        # A sampling rate asks for windows of frames, also from a segment-sampling (SSv2) model.
-        sampling="window" if args.sampling_rate is not None else None,
-    )
+    clip = clip_from_args(model, args)
     extractor = Extractor(
         model,
         clip=clip,

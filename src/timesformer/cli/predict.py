@@ -7,6 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from timesformer.cli.common import (
+    add_clip_arguments,
+    add_running_arguments,
+    check_clip_options,
+    check_output_file,
+    clip_from_args,
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -45,46 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--timeline", default=None, metavar="DIR", help="write a timeline PNG per video here"
     )
-    c = p.add_argument_group("clip settings (default: from the checkpoint)")
-    c.add_argument("--clips", type=int, default=None, help="temporal clips per video (K)")
-    c.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops")
-    c.add_argument("--sampling-rate", type=int, default=None, help="frame step at target fps")
-    r = p.add_argument_group("running")
-    r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if any)")
-    r.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    r.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this one)")
+    add_clip_arguments(p)
+    r = add_running_arguments(p, "cpu, cuda, cuda:1 ... (default: cuda if any)")
     r.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the model: tens of seconds once, then faster (for many videos)",
     )
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def check_clip_options(args: argparse.Namespace) -> None:
-    """--clips, --sampling-rate and --stride (shared with extract), before any file is read."""
-    from timesformer.errors import ConfigError
-
-    for option, value in (("--clips", args.clips), ("--sampling-rate", args.sampling_rate)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{option} must be at least 1, got {value}")
-    if args.stride is not None and not args.stride > 0:
-        raise ConfigError(f"--stride must be a positive number of seconds, got {args.stride}")
-
-
-def check_output_file(path: str | None, option: str) -> None:
-    """An output file's path must not be a folder nor lie under a file (shared with eval)."""
-    from timesformer.errors import ConfigError
-
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"{option} {path}: is a folder; give a file name")
-    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ConfigError(f"{option} {path}: {blocker} is a file, not a folder")
 
 
 def _text(pred) -> str:
@@ -110,15 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.inference.predictor import (
         Prediction,
         Predictor,
-        default_clip_config,
         find_videos,
     )
     from timesformer.inference.windows import plot_timeline
 
     if args.topk < 1:
         raise ConfigError(f"--topk must be at least 1, got {args.topk}")
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     if (args.stride is not None or args.timeline) and not args.windows:
         raise ConfigError("--stride and --timeline need --windows")
     check_clip_options(args)
@@ -134,14 +107,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.labels}: {len(labels)} class names for a model of "
             f"{model.config.num_classes} classes"
         )
-    clip = default_clip_config(
-        model,
-        num_clips=args.clips,
-        num_crops=args.crops,
-        sampling_rate=args.sampling_rate,
-        # A sampling rate asks for windows of frames, also from a segment-sampling (SSv2) model.
-        sampling="window" if args.sampling_rate is not None else None,
-    )
+    clip = clip_from_args(model, args)
     predictor = Predictor(
         model,
         clip=clip,
