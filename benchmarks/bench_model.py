@@ -23,6 +23,7 @@ through /proc/self/clear_refs after malloc_trim) over the resident set before th
     .venv/bin/python benchmarks/bench_model.py --suite cpu      # results/model_cpu.md
     .venv/bin/python benchmarks/bench_model.py --suite memory   # results/model_memory_cpu.md
     .venv/bin/python benchmarks/bench_model.py --suite scaling  # results/model_scaling_cpu.md
+    .venv/bin/python benchmarks/bench_model.py --suite variants --device cuda --peak-tflops 989
 """
 
 from __future__ import annotations
@@ -438,7 +439,14 @@ def suite_attention(device: torch.device, reps: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=("cpu", "memory", "scaling", "attention"), default="cpu")
+    parser.add_argument(
+        "--suite", choices=("cpu", "memory", "scaling", "attention", "variants"), default="cpu"
+    )
+    parser.add_argument("--variants", default="base,hr,large", help="variants: base, hr, large")
+    parser.add_argument("--batch", type=int, default=1, help="variants: clips per batch (1)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="variants: the device's bf16 peak"
+    )
     parser.add_argument("--grid", choices=("axes", "full"), default="axes", help="scaling grid")
     parser.add_argument("--max-seconds", type=float, default=40.0, help="scaling: per forward")
     parser.add_argument("--max-gib", type=float, default=6.0, help="scaling: peer attention")
@@ -456,6 +464,12 @@ def main() -> int:
         text, name = suite_attention(device, args.reps), f"attention_{tag}.md"
     elif args.suite == "memory":
         text, name = suite_memory(device, args.frames), f"model_memory_{tag}.md"
+    elif args.suite == "variants":
+        from bench_variants import suite_variants
+
+        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        text = suite_variants(device, names, args.batch, args.reps, args.peak_tflops)
+        name = f"variants_{tag}.md"
     else:
         from bench_scaling import suite_scaling
 

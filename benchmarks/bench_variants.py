@@ -1,0 +1,126 @@
+"""The variants on an accelerator: TimeSformer (8 x 224), -HR (16 x 448) and -L (96 x 224).
+
+For each variant (divided attention, 400 classes, batch ``--batch``): bf16 inference throughput of
+ours (bf16 weights) and the peer (transformers under bf16 autocast, same weights), a bf16 training
+step of each (forward + backward under autocast), peak memory of both, and the fraction of the
+device's bf16 peak that ours reaches: model MACs per second over ``--peak-tflops`` (the vendor's
+dense bf16 figure, e.g. 989 for an H100 SXM) and over a large matrix product measured in the same
+run. Targets from the performance issue: at least 2x the peer's inference throughput for HR, and
+at least 45% of the peak in a training step. Run through ``bench_model.py --suite variants``.
+Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
+its memory columns are only the rise of the resident set.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from bench_model import _machine, alternate, autocast, build_pair, inputs, peak_mib
+
+from timesformer.flops import count_macs
+from timesformer.variants import model_config
+
+VARIANTS = {"base": (8, 224), "hr": (16, 448), "large": (96, 224)}
+
+
+def _matmul_macs_per_s(device: torch.device) -> float:
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    return n**3 / alternate({"mm": lambda: a @ b}, 5, device)["mm"]
+
+
+def _measure(name: str, device: torch.device, batch: int, reps: int) -> dict:
+    frames, size = VARIANTS[name]
+    macs = count_macs(model_config("timesformer_base", attention="divided"), frames, size) * batch
+    ours, peer = build_pair("divided", frames, size, device)
+    x, xp = inputs(frames, size, device, batch)
+    label = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def step(model, fn):
+        def run():
+            with autocast(device):
+                logits = fn()
+            F.cross_entropy(logits.float(), label).backward()
+            model.zero_grad(set_to_none=True)
+
+        return run
+
+    ours.train()
+    peer.train()
+    train = alternate(
+        {
+            "ours": step(ours, lambda: ours(x)),
+            "peer": step(peer, lambda: peer(pixel_values=xp).logits),
+        },
+        reps,
+        device,
+    )
+    train_mem = {
+        "ours": peak_mib(step(ours, lambda: ours(x)), device),
+        "peer": peak_mib(step(peer, lambda: peer(pixel_values=xp).logits), device),
+    }
+    ours.eval().to(torch.bfloat16)
+    peer.eval()
+    x16 = x.to(torch.bfloat16)
+
+    def peer_infer():
+        with autocast(device):
+            peer(pixel_values=xp)
+
+    with torch.no_grad():
+        infer = alternate({"ours": lambda: ours(x16), "peer": peer_infer}, reps, device)
+        infer_mem = {
+            "ours": peak_mib(lambda: ours(x16), device),
+            "peer": peak_mib(peer_infer, device),
+        }
+    return {
+        "name": name,
+        "frames": frames,
+        "size": size,
+        "macs": macs,
+        "infer": infer,
+        "train": train,
+        "infer_mem": infer_mem,
+        "train_mem": train_mem,
+    }
+
+
+def suite_variants(
+    device: torch.device, variants: list[str], batch: int, reps: int, peak_tflops: float | None
+) -> str:
+    limit = _matmul_macs_per_s(device)
+    rows = [_measure(v, device, batch, reps) for v in variants]
+    lines = [
+        f"# Variants, bf16, divided attention, batch {batch}",
+        "",
+        f"Device: {_machine(device)}. Medians of {reps} alternating reps after a warm-up. "
+        f"Matrix-product limit measured in this run: {limit * 2 / 1e12:.1f} TFLOP/s bf16"
+        + (f"; vendor peak given: {peak_tflops:.0f} TFLOP/s." if peak_tflops else "."),
+        "",
+        "| variant | clips/s ours | clips/s peer | ours vs peer | train step ours (ms) | "
+        "peer (ms) | train of peak | train of matmul | memory infer ours / peer (MiB) | "
+        "memory train ours / peer (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        i, t = r["infer"], r["train"]
+        train_macs_s = 3 * r["macs"] / t["ours"]
+        of_peak = f"{train_macs_s * 2 / 1e12 / peak_tflops * 100:.0f}%" if peak_tflops else "-"
+        lines.append(
+            f"| {r['name']} ({r['frames']} x {r['size']}) | {batch / i['ours']:.2f} | "
+            f"{batch / i['peer']:.2f} | **{i['peer'] / i['ours']:.2f}x** | {t['ours'] * 1e3:.0f} | "
+            f"{t['peer'] * 1e3:.0f} | {of_peak} | {train_macs_s / limit * 100:.0f}% | "
+            f"{r['infer_mem']['ours']:.0f} / {r['infer_mem']['peer']:.0f} | "
+            f"{r['train_mem']['ours']:.0f} / {r['train_mem']['peer']:.0f} |"
+        )
+    lines += [
+        "",
+        "Training fractions count 3x the forward MACs. Targets: HR inference at least 2x the "
+        "peer; a training step at least 45% of the bf16 peak.",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "
+        f"--variants {','.join(variants)} --batch {batch}"
+        + (f" --peak-tflops {peak_tflops:g}`" if peak_tflops else "`"),
+    ]
+    return "\n".join(lines) + "\n"
