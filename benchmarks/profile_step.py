@@ -1,11 +1,11 @@
 """Where the time goes: the operator profile of ours and the peer, side by side.
 
 One bf16 training step (forward + backward under autocast) or one bf16 inference forward of
-TimeSformer-Base (divided, 8 x 224, batch 1), ours and transformers' model with the same weights,
-profiled with ``torch.profiler`` after a warm-up. Prints each one's top operators by self time.
+TimeSformer-Base (divided or joint, 8 x 224, batch 1), ours and transformers' model with the same
+weights, profiled with ``torch.profiler`` after a warm-up. Prints the top operators by self time.
 
     .venv/bin/python benchmarks/profile_step.py --what train
-    .venv/bin/python benchmarks/profile_step.py --what infer
+    .venv/bin/python benchmarks/profile_step.py --what infer --attention joint
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from torch.profiler import ProfilerActivity, profile
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--what", choices=("train", "infer"), default="train")
+    parser.add_argument("--attention", choices=("divided", "joint"), default="divided")
     parser.add_argument("--rows", type=int, default=10)
     args = parser.parse_args()
     device = torch.device("cpu")
-    ours, peer = build_pair("divided", 8, 224, device)
+    ours, peer = build_pair(args.attention, 8, 224, device)
     x, xp = inputs(8, 224, device)
     label = torch.tensor([3])
     if args.what == "train":
@@ -51,7 +52,7 @@ def main() -> None:
         run(model, fn)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             run(model, fn)
-        print(f"\n{name}, bf16 {args.what}")
+        print(f"\n{name}, {args.attention}, bf16 {args.what}")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
 
