@@ -141,6 +141,19 @@ def autocast(device: torch.device, enabled: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def train_step(model, fn: Callable[[], torch.Tensor], label: torch.Tensor, device: torch.device):
+    """A training step without the optimizer (the same for ours and the peer): ``fn()`` gives
+    the logits under bf16 autocast, then cross-entropy, backward, and the gradients dropped."""
+
+    def run() -> None:
+        with autocast(device):
+            logits = fn()
+        F.cross_entropy(logits.float(), label).backward()
+        model.zero_grad(set_to_none=True)
+
+    return run
+
+
 def _machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name()}; torch {torch.__version__}"
@@ -266,13 +279,7 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True) -> str:
     label = torch.tensor([3], device=device)
 
     def step(model, fn):
-        def run():
-            with autocast(device):
-                logits = fn()
-            F.cross_entropy(logits.float(), label).backward()
-            model.zero_grad(set_to_none=True)
-
-        return run
+        return train_step(model, fn, label, device)
 
     fns = {
         "ours": step(ours, lambda: ours(x)),

@@ -14,8 +14,7 @@ its memory columns are only the rise of the resident set.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from bench_model import _machine, alternate, autocast, build_pair, inputs, peak_mib
+from bench_model import _machine, alternate, autocast, build_pair, inputs, peak_mib, train_step
 
 from timesformer.flops import count_macs
 from timesformer.variants import model_config
@@ -38,13 +37,7 @@ def _measure(name: str, device: torch.device, batch: int, reps: int) -> dict:
     label = torch.zeros(batch, dtype=torch.long, device=device)
 
     def step(model, fn):
-        def run():
-            with autocast(device):
-                logits = fn()
-            F.cross_entropy(logits.float(), label).backward()
-            model.zero_grad(set_to_none=True)
-
-        return run
+        return train_step(model, fn, label, device)
 
     ours.train()
     peer.train()

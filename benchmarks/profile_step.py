@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
-from bench_model import autocast, build_pair, inputs
+from bench_model import autocast, build_pair, inputs, train_step
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -40,10 +39,7 @@ def main() -> None:
             with torch.no_grad(), autocast(device, enabled=model is peer):
                 fn()
             return
-        with autocast(device):
-            logits = fn()
-        F.cross_entropy(logits.float(), label).backward()
-        model.zero_grad(set_to_none=True)
+        train_step(model, fn, label, device)()
 
     for name, model, fn in (
         ("ours", ours, lambda: ours(x)),

@@ -56,7 +56,7 @@ from timesformer.data.video import VIDEO_EXTENSIONS
 from timesformer.engine.evaluate import EvalItems, autocast_context
 from timesformer.errors import ConfigError
 from timesformer.inference.predictor import default_clip_config
-from timesformer.inference.windows import window_views
+from timesformer.inference.windows import batched_window_views
 from timesformer.model import TimeSformer
 
 __all__ = [
@@ -149,20 +149,12 @@ class Extractor:
         crops = self.clip.num_crops
         out: list[torch.Tensor] = []
         times: list[tuple[float, float]] = []
-        pending: list[torch.Tensor] = []
-
-        def flush() -> None:
-            if pending:
-                feats = self.embed(torch.cat(pending))  # (n * crops, D)
-                out.append(feats.reshape(-1, crops, feats.shape[-1]).mean(1))
-                pending.clear()
-
-        for views, start, end in window_views(self.clip, path, stride=self.stride):
-            pending.append(views)
-            times.append((start, end))
-            if len(pending) >= self.batch:
-                flush()
-        flush()
+        for views, spans in batched_window_views(
+            self.clip, path, stride=self.stride, batch=self.batch
+        ):
+            feats = self.embed(views)  # (n * crops, D)
+            out.append(feats.reshape(-1, crops, feats.shape[-1]).mean(1))
+            times += spans
         return torch.cat(out), torch.tensor(times, dtype=torch.float32)
 
     def dataset(self, paths: Sequence[str | Path]) -> VideoClipDataset:

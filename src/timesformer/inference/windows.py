@@ -28,7 +28,13 @@ from timesformer.errors import ConfigError
 if TYPE_CHECKING:
     from timesformer.inference.predictor import Prediction, Predictor
 
-__all__ = ["plan_windows", "plot_timeline", "predict_windows", "window_views"]
+__all__ = [
+    "batched_window_views",
+    "plan_windows",
+    "plot_timeline",
+    "predict_windows",
+    "window_views",
+]
 
 
 def plan_windows(
@@ -118,6 +124,23 @@ def _stream_windows(
             next_window += 1
 
 
+def batched_window_views(
+    clip: ClipConfig, path: str | Path, *, stride: float | None = None, batch: int = 4
+) -> Iterator[tuple[torch.Tensor, list[tuple[float, float]]]]:
+    """``window_views`` in groups of up to ``batch`` windows, for one forward pass each:
+    (views (n * num_crops, 3, T, crop, crop), [(start, end) seconds] * n)."""
+    views: list[torch.Tensor] = []
+    spans: list[tuple[float, float]] = []
+    for window, start, end in window_views(clip, path, stride=stride):
+        views.append(window)
+        spans.append((start, end))
+        if len(views) >= batch:
+            yield torch.cat(views), spans
+            views, spans = [], []
+    if views:
+        yield torch.cat(views), spans
+
+
 def predict_windows(
     predictor: Predictor, path: str | Path, *, stride: float | None = None, batch: int = 4
 ) -> Prediction:
@@ -129,24 +152,10 @@ def predict_windows(
 
     clip = predictor.clip
     results: list[WindowPrediction] = []
-    views: list[torch.Tensor] = []
-    spans: list[tuple[float, float]] = []
-
-    def flush() -> None:
-        if not views:
-            return
-        probs = predictor.probabilities(torch.cat(views), per_clip=clip.num_crops)
+    for views, spans in batched_window_views(clip, path, stride=stride, batch=batch):
+        probs = predictor.probabilities(views, per_clip=clip.num_crops)
         for (start, end), p in zip(spans, probs, strict=True):
             results.append(WindowPrediction(start, end, predictor.top(p), probs=p))
-        views.clear()
-        spans.clear()
-
-    for window, start, end in window_views(clip, path, stride=stride):
-        views.append(window)
-        spans.append((start, end))
-        if len(views) >= batch:
-            flush()
-    flush()
     mean = torch.stack([r.probs for r in results]).mean(0)
     return Prediction(
         str(path),
