@@ -450,7 +450,12 @@ def main() -> int:
         "--suite", choices=("cpu", "memory", "scaling", "attention", "variants"), default="cpu"
     )
     parser.add_argument("--variants", default="base,hr,large", help="variants: base, hr, large")
-    parser.add_argument("--batch", type=int, default=1, help="variants: clips per batch (1)")
+    parser.add_argument(
+        "--batch", default="1", help="variants: clips per batch, or per variant: base=16,hr=2"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="variants: also ours under torch.compile"
+    )
     parser.add_argument(
         "--peak-tflops", type=float, default=None, help="variants: the device's bf16 peak"
     )
@@ -472,10 +477,11 @@ def main() -> int:
     elif args.suite == "memory":
         text, name = suite_memory(device, args.frames), f"model_memory_{tag}.md"
     elif args.suite == "variants":
-        from bench_variants import suite_variants
+        from bench_variants import parse_batches, suite_variants
 
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
-        text = suite_variants(device, names, args.batch, args.reps, args.peak_tflops)
+        batches = parse_batches(args.batch, names)
+        text = suite_variants(device, names, batches, args.reps, args.peak_tflops, args.compile)
         name = f"variants_{tag}.md"
     else:
         from bench_scaling import suite_scaling

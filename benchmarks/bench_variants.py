@@ -7,6 +7,8 @@ device's bf16 peak that ours reaches: model MACs per second over ``--peak-tflops
 dense bf16 figure, e.g. 989 for an H100 SXM) and over a large matrix product measured in the same
 run. Targets from the performance issue: at least 2x the peer's inference throughput for HR, and
 at least 45% of the peak in a training step. Run through ``bench_model.py --suite variants``.
+``--batch`` takes one batch size for all variants or one per variant (``base=16,hr=2,large=2``);
+``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager.
 Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
 its memory columns are only the rise of the resident set.
 """
@@ -29,7 +31,18 @@ def _matmul_macs_per_s(device: torch.device) -> float:
     return n**3 / alternate({"mm": lambda: a @ b}, 5, device)["mm"]
 
 
-def _measure(name: str, device: torch.device, batch: int, reps: int) -> dict:
+def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
+    """``"4"`` -> 4 for every variant; ``"base=16,hr=2"`` -> per variant (1 where unnamed)."""
+    if "=" not in spec:
+        return dict.fromkeys(variants, int(spec))
+    pairs = dict(item.split("=") for item in spec.split(",") if item.strip())
+    unknown = set(pairs) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"--batch: unknown variant(s) {', '.join(sorted(unknown))}")
+    return {v: int(pairs.get(v, 1)) for v in variants}
+
+
+def _measure(name: str, device: torch.device, batch: int, reps: int, compiled: bool) -> dict:
     frames, size = VARIANTS[name]
     macs = count_macs(model_config("timesformer_base", attention="divided"), frames, size) * batch
     ours, peer = build_pair("divided", frames, size, device)
@@ -41,14 +54,14 @@ def _measure(name: str, device: torch.device, batch: int, reps: int) -> dict:
 
     ours.train()
     peer.train()
-    train = alternate(
-        {
-            "ours": step(ours, lambda: ours(x)),
-            "peer": step(peer, lambda: peer(pixel_values=xp).logits),
-        },
-        reps,
-        device,
-    )
+    fns = {
+        "ours": step(ours, lambda: ours(x)),
+        "peer": step(peer, lambda: peer(pixel_values=xp).logits),
+    }
+    if compiled:
+        fast = torch.compile(ours)
+        fns["ours compiled"] = step(ours, lambda: fast(x))
+    train = alternate(fns, reps, device)
     train_mem = {
         "ours": peak_mib(step(ours, lambda: ours(x)), device),
         "peer": peak_mib(step(peer, lambda: peer(pixel_values=xp).logits), device),
@@ -62,13 +75,18 @@ def _measure(name: str, device: torch.device, batch: int, reps: int) -> dict:
             peer(pixel_values=xp)
 
     with torch.no_grad():
-        infer = alternate({"ours": lambda: ours(x16), "peer": peer_infer}, reps, device)
+        fns = {"ours": lambda: ours(x16), "peer": peer_infer}
+        if compiled:
+            fast_infer = torch.compile(ours, options={"freezing": True})
+            fns["ours compiled"] = lambda: fast_infer(x16)
+        infer = alternate(fns, reps, device)
         infer_mem = {
             "ours": peak_mib(lambda: ours(x16), device),
             "peer": peak_mib(peer_infer, device),
         }
     return {
         "name": name,
+        "batch": batch,
         "frames": frames,
         "size": size,
         "macs": macs,
@@ -79,41 +97,64 @@ def _measure(name: str, device: torch.device, batch: int, reps: int) -> dict:
     }
 
 
+def _row(r: dict, who: str, limit: float, peak_tflops: float | None) -> str:
+    i, t, b = r["infer"], r["train"], r["batch"]
+    train_macs_s = 3 * r["macs"] / t[who]
+    of_peak = f"{train_macs_s * 2 / 1e12 / peak_tflops * 100:.0f}%" if peak_tflops else "-"
+    mem = (
+        f"{r['infer_mem']['ours']:.0f} / {r['infer_mem']['peer']:.0f} | "
+        f"{r['train_mem']['ours']:.0f} / {r['train_mem']['peer']:.0f}"
+        if who == "ours"
+        else "- | -"
+    )
+    return (
+        f"| {r['name']} ({r['frames']} x {r['size']}){' compiled' if who != 'ours' else ''} | "
+        f"{b} | {b / i[who]:.2f} | {b / i['peer']:.2f} | **{i['peer'] / i[who]:.2f}x** | "
+        f"{t[who] * 1e3:.0f} | {t['peer'] * 1e3:.0f} | **{t['peer'] / t[who]:.2f}x** | "
+        f"{of_peak} | {train_macs_s / limit * 100:.0f}% | {mem} |"
+    )
+
+
 def suite_variants(
-    device: torch.device, variants: list[str], batch: int, reps: int, peak_tflops: float | None
+    device: torch.device,
+    variants: list[str],
+    batches: dict[str, int],
+    reps: int,
+    peak_tflops: float | None,
+    compiled: bool = False,
 ) -> str:
     limit = _matmul_macs_per_s(device)
-    rows = [_measure(v, device, batch, reps) for v in variants]
+    print(f"matrix-product limit {limit * 2 / 1e12:.1f} TFLOP/s", flush=True)
+    rows = []
+    for v in variants:
+        rows.append(_measure(v, device, batches[v], reps, compiled))
+        print(_row(rows[-1], "ours", limit, peak_tflops), flush=True)
     lines = [
-        f"# Variants, bf16, divided attention, batch {batch}",
+        "# Variants, bf16, divided attention",
         "",
         f"Device: {_machine(device)}. Medians of {reps} alternating reps after a warm-up. "
         f"Matrix-product limit measured in this run: {limit * 2 / 1e12:.1f} TFLOP/s bf16"
         + (f"; vendor peak given: {peak_tflops:.0f} TFLOP/s." if peak_tflops else "."),
         "",
-        "| variant | clips/s ours | clips/s peer | ours vs peer | train step ours (ms) | "
-        "peer (ms) | train of peak | train of matmul | memory infer ours / peer (MiB) | "
-        "memory train ours / peer (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | batch | clips/s ours | clips/s peer | ours vs peer | train step ours (ms) | "
+        "peer (ms) | train ours vs peer | train of peak | train of matmul | "
+        "memory infer ours / peer (MiB) | memory train ours / peer (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        i, t = r["infer"], r["train"]
-        train_macs_s = 3 * r["macs"] / t["ours"]
-        of_peak = f"{train_macs_s * 2 / 1e12 / peak_tflops * 100:.0f}%" if peak_tflops else "-"
-        lines.append(
-            f"| {r['name']} ({r['frames']} x {r['size']}) | {batch / i['ours']:.2f} | "
-            f"{batch / i['peer']:.2f} | **{i['peer'] / i['ours']:.2f}x** | {t['ours'] * 1e3:.0f} | "
-            f"{t['peer'] * 1e3:.0f} | {of_peak} | {train_macs_s / limit * 100:.0f}% | "
-            f"{r['infer_mem']['ours']:.0f} / {r['infer_mem']['peer']:.0f} | "
-            f"{r['train_mem']['ours']:.0f} / {r['train_mem']['peer']:.0f} |"
-        )
+        lines.append(_row(r, "ours", limit, peak_tflops))
+        if compiled:
+            lines.append(_row(r, "ours compiled", limit, peak_tflops))
     lines += [
         "",
-        "Training fractions count 3x the forward MACs. Targets: HR inference at least 2x the "
+        "Training fractions count 3x the forward MACs; compiled rows are ours under "
+        "`torch.compile` against the eager peer. Targets: HR inference at least 2x the "
         "peer; a training step at least 45% of the bf16 peak.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "
-        f"--variants {','.join(variants)} --batch {batch}"
+        f"--variants {','.join(variants)} --batch "
+        + ",".join(f"{v}={batches[v]}" for v in variants)
+        + (" --compile" if compiled else "")
         + (f" --peak-tflops {peak_tflops:g}`" if peak_tflops else "`"),
     ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU checks of one lease, in one go: the CUDA tests, then the variants suite (base, HR,
+# large against the peer, eager), then ours under torch.compile. Logs and tables go to $OUT.
+#
+#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh      # on a machine with a CUDA GPU
+#
+# PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
+# Each stage has its own time limit, so that a slow one cannot take the others' results.
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PYTHONPATH=$PWD/src
+if compgen -G ".whl/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD/src
+fi
+peak=${PEAK_TFLOPS:-989}  # dense bf16 of an H100 SXM (the H200's is the same)
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    $PY -c "import torch, transformers as t; print(torch.__version__, t.__version__)"
+} >"$OUT/device.txt" 2>&1
+cat "$OUT/device.txt"
+
+stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
+    local name=$1 limit=$2
+    shift 2
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    echo "== $name: exit $? after $((SECONDS - t0)) s"
+    tail -n 25 "$OUT/$name.log"
+}
+
+stage cuda_tests 180 $PY -m pytest tests/gpu -q -p no:cacheprovider
+stage variants 200 $PY benchmarks/bench_model.py --suite variants --device cuda \
+    --variants base,hr,large --batch base=32,hr=2,large=2 --reps 10 --peak-tflops "$peak" \
+    --out "$OUT/variants_gpu.md"
+stage compiled 200 $PY benchmarks/bench_model.py --suite variants --device cuda \
+    --variants base,hr --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" --compile \
+    --out "$OUT/variants_gpu_compiled.md"
