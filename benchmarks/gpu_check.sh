@@ -3,6 +3,7 @@
 # large against the peer, eager), then ours under torch.compile. Logs and tables go to $OUT.
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh      # on a machine with a CUDA GPU
+#   STAGES="cuda_tests profile" OUT=/tmp/gpu bash benchmarks/gpu_check.sh   # some stages only
 #
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
@@ -24,9 +25,11 @@ peak=${PEAK_TFLOPS:-989}  # dense bf16 of an H100 SXM (the H200's is the same)
 } >"$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 
+STAGES=${STAGES:-cuda_tests variants compiled profile}
 stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
     local name=$1 limit=$2
     shift 2
+    [[ " $STAGES " == *" $name "* ]] || return 0
     local t0=$SECONDS
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
     echo "== $name: exit $? after $((SECONDS - t0)) s"
@@ -40,3 +43,4 @@ stage variants 200 $PY benchmarks/bench_model.py --suite variants --device cuda 
 stage compiled 200 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base,hr --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" --compile \
     --out "$OUT/variants_gpu_compiled.md"
+stage profile 90 $PY benchmarks/profile_step.py --what train --device cuda --batch 32 --rows 25

@@ -1,11 +1,13 @@
 """Where the time goes: the operator profile of ours and the peer, side by side.
 
 One bf16 training step (forward + backward under autocast) or one bf16 inference forward of
-TimeSformer-Base (divided or joint, 8 x 224, batch 1), ours and transformers' model with the same
-weights, profiled with ``torch.profiler`` after a warm-up. Prints the top operators by self time.
+TimeSformer-Base (divided or joint, 8 x 224, batch 1 unless ``--batch``), ours and transformers'
+model with the same weights, profiled with ``torch.profiler`` after a warm-up. Prints the top
+operators by self time (GPU kernel time with ``--device cuda``).
 
     .venv/bin/python benchmarks/profile_step.py --what train
     .venv/bin/python benchmarks/profile_step.py --what infer --attention joint
+    python3 benchmarks/profile_step.py --what train --device cuda --batch 32
 """
 
 from __future__ import annotations
@@ -22,11 +24,18 @@ def main() -> None:
     parser.add_argument("--what", choices=("train", "infer"), default="train")
     parser.add_argument("--attention", choices=("divided", "joint"), default="divided")
     parser.add_argument("--rows", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     ours, peer = build_pair(args.attention, 8, 224, device)
-    x, xp = inputs(8, 224, device)
-    label = torch.tensor([3])
+    x, xp = inputs(8, 224, device, args.batch)
+    label = torch.full((args.batch,), 3, device=device)
+    activities = [ProfilerActivity.CPU]
+    sort = "self_cpu_time_total"
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        sort = "self_cuda_time_total"
     if args.what == "train":
         ours.train()
         peer.train()
@@ -46,10 +55,12 @@ def main() -> None:
         ("peer", peer, lambda: peer(pixel_values=xp).logits),
     ):
         run(model, fn)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with profile(activities=activities) as prof:
             run(model, fn)
-        print(f"\n{name}, {args.attention}, bf16 {args.what}")
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        print(f"\n{name}, {args.attention}, bf16 {args.what}, batch {args.batch}")
+        print(prof.key_averages().table(sort_by=sort, row_limit=args.rows))
 
 
 if __name__ == "__main__":

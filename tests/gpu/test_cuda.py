@@ -104,7 +104,7 @@ def test_training_on_cuda_learns_and_saves_weights_the_cpu_reads(synth_root, tmp
     overrides = tiny_overrides(
         synth_root,
         tmp_path / "run",
-        **{"run.device": str(CUDA), "run.precision": precision, "optim.epochs": 10},
+        **{"run.device": str(CUDA), "run.precision": precision, "optim.epochs": 20},
     )
     trainer = Trainer(load_config(overrides=overrides))
     assert trainer.device.type == CUDA.type
