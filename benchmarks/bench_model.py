@@ -384,62 +384,94 @@ def _plain(q, k, v):
     return ((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(-1) @ v
 
 
+def _with_backend(backend):
+    """SDPA restricted to one of its kernels (CUDA)."""
+    from torch.nn.attention import sdpa_kernel
+
+    def fn(q, k, v):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    return fn
+
+
+def _attention_kernels(device: torch.device) -> dict:
+    kernels = {"sdpa": F.scaled_dot_product_attention, "plain": _plain}
+    if device.type == "cuda":
+        from torch.nn.attention import SDPBackend
+
+        for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"):
+            kernels[name.split("_")[0].lower()] = _with_backend(getattr(SDPBackend, name))
+    return kernels
+
+
 def _attention_times(dtype, groups: int, length: int, reps: int, device) -> tuple[dict, dict]:
-    """Median seconds of SDPA and the plain path, forward and forward + backward."""
+    """Median seconds of each kernel (SDPA, the plain path, and on CUDA each of SDPA's own
+    kernels), forward and forward + backward; None where a kernel refuses the input."""
     gen = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(groups, 12, length, 64, generator=gen).to(dtype) for _ in "qkv")
-    with torch.no_grad():
-        fwd = alternate(
-            {
-                "sdpa": lambda: F.scaled_dot_product_attention(q, k, v),
-                "plain": lambda: _plain(q, k, v),
-            },
-            reps,
-            device,
-        )
+    q, k, v = (torch.randn(groups, 12, length, 64, generator=gen).to(device, dtype) for _ in "qkv")
     qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+    usable = {}
+    for name, fn in _attention_kernels(device).items():
+        try:
+            fn(qg, kg, vg).sum().backward()
+            usable[name] = fn
+        except RuntimeError:
+            pass
+    with torch.no_grad():
+        fwd = alternate({n: (lambda f=f: f(q, k, v)) for n, f in usable.items()}, reps, device)
 
     def train(fn):
         return lambda: fn(qg, kg, vg).sum().backward()
 
-    both = alternate(
-        {"sdpa": train(F.scaled_dot_product_attention), "plain": train(_plain)},
-        max(3, reps // 2),
-        device,
-    )
+    both = alternate({n: train(f) for n, f in usable.items()}, max(3, reps // 2), device)
     return fwd, both
 
 
-def suite_attention(device: torch.device, reps: int) -> str:
+def suite_attention(device: torch.device, reps: int, batch: int = 1) -> str:
     """SDPA against the plain path (two batched products and a softmax) for the group shapes of
-    divided (196 groups of 8, 8 groups of 197) and joint (1 group of 1569) attention at 8 x 224,
-    12 heads of 64, forward alone and forward + backward."""
+    divided (196 groups of 8, 8 groups of 197) and joint (1 group of 1569) attention at 8 x 224
+    times ``batch``, 12 heads of 64, forward alone and forward + backward. On CUDA each of SDPA's
+    kernels (flash, efficient, cuDNN) is timed too."""
     from timesformer.layers.attention import CPU_PLAIN_MAX_LEN
 
+    names = list(_attention_kernels(device))
+    where = "a CUDA device" if device.type == "cuda" else "the CPU"
     lines = [
-        "# Attention kernels on the CPU: SDPA against the plain path",
+        f"# Attention kernels on {where}: SDPA against the plain path",
         "",
-        f"Machine: {_machine(device)}. Median of {reps} alternating reps (ms).",
+        f"Machine: {_machine(device)}. Median of {reps} alternating reps (ms); "
+        "fwd+bwd: forward and backward; -: the kernel refuses the input.",
         "",
-        "| dtype | groups x length | SDPA | plain | SDPA fwd+bwd | plain fwd+bwd | taken |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| dtype | groups x length | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"{n} fwd+bwd" for n in names)
+        + " |",
+        "|---|---|" + "---:|" * (2 * len(names)),
     ]
     for dtype in (torch.float32, torch.bfloat16):
         for groups, length in ((196, 8), (8, 197), (1, 1569)):
-            fwd, both = _attention_times(dtype, groups, length, reps, device)
-            low = dtype != torch.float32
-            taken = "plain" if low and length <= CPU_PLAIN_MAX_LEN else "SDPA"
+            fwd, both = _attention_times(dtype, groups * batch, length, reps, device)
+            cells = [f"{t[n] * 1e3:.2f}" if n in t else "-" for t in (fwd, both) for n in names]
             lines.append(
-                f"| {str(dtype).removeprefix('torch.')} | {groups} x {length} | "
-                f"{fwd['sdpa'] * 1e3:.1f} | {fwd['plain'] * 1e3:.1f} | {both['sdpa'] * 1e3:.1f} | "
-                f"{both['plain'] * 1e3:.1f} | {taken} |"
+                f"| {str(dtype).removeprefix('torch.')} | {groups * batch} x {length} | "
+                + " | ".join(cells)
+                + " |"
             )
+    rule = (
+        f"`timesformer.layers.attention` takes the plain path for bf16/fp16 on the CPU up to "
+        f"length {CPU_PLAIN_MAX_LEN} (its matrix is then small), SDPA otherwise."
+        if device.type == "cpu"
+        else "`timesformer.layers.attention` on CUDA: see `CUDA_PLAIN_MAX_LEN` and "
+        "`CUDA_SDPA_PRIORITY` there."
+    )
     lines += [
         "",
-        f"`timesformer.layers.attention` takes the plain path for bf16/fp16 on the CPU up to "
-        f"length {CPU_PLAIN_MAX_LEN} (its matrix is then small), SDPA otherwise.",
+        rule,
         "",
-        "Command: `.venv/bin/python benchmarks/bench_model.py --suite attention`",
+        "Command: `.venv/bin/python benchmarks/bench_model.py --suite attention"
+        + (f" --device cuda --batch {batch}`" if device.type == "cuda" else "`"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -455,6 +487,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--compile", action="store_true", help="variants: also ours under torch.compile"
+    )
+    parser.add_argument(
+        "--ours", default="default", help="variants: attention settings of ours (sdpa,plain96)"
     )
     parser.add_argument(
         "--peak-tflops", type=float, default=None, help="variants: the device's bf16 peak"
@@ -473,7 +508,8 @@ def main() -> int:
     if args.suite == "cpu":
         text, name = suite_cpu(device, args.reps, not args.no_compile), f"model_{tag}.md"
     elif args.suite == "attention":
-        text, name = suite_attention(device, args.reps), f"attention_{tag}.md"
+        batch = int(args.batch)
+        text, name = suite_attention(device, args.reps, batch), f"attention_{tag}.md"
     elif args.suite == "memory":
         text, name = suite_memory(device, args.frames), f"model_memory_{tag}.md"
     elif args.suite == "variants":
@@ -481,7 +517,15 @@ def main() -> int:
 
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         batches = parse_batches(args.batch, names)
-        text = suite_variants(device, names, batches, args.reps, args.peak_tflops, args.compile)
+        text = suite_variants(
+            device,
+            names,
+            batches,
+            args.reps,
+            args.peak_tflops,
+            args.compile,
+            [o.strip() for o in args.ours.split(",") if o.strip()],
+        )
         name = f"variants_{tag}.md"
     else:
         from bench_scaling import suite_scaling

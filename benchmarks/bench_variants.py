@@ -8,7 +8,9 @@ dense bf16 figure, e.g. 989 for an H100 SXM) and over a large matrix product mea
 run. Targets from the performance issue: at least 2x the peer's inference throughput for HR, and
 at least 45% of the peak in a training step. Run through ``bench_model.py --suite variants``.
 ``--batch`` takes one batch size for all variants or one per variant (``base=16,hr=2,large=2``);
-``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager.
+``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager;
+``--ours sdpa,plain96,flash`` times ours under several choices of the attention layer's CUDA
+kernels (see ``_settings``) against the same peer.
 Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
 its memory columns are only the rise of the resident set.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import torch
 from bench_model import _machine, alternate, autocast, build_pair, inputs, peak_mib, train_step
 
+import timesformer.layers.attention as attention
 from timesformer.flops import count_macs
 from timesformer.variants import model_config
 
@@ -31,20 +34,6 @@ def _matmul_macs_per_s(device: torch.device) -> float:
     return n**3 / alternate({"mm": lambda: a @ b}, 5, device)["mm"]
 
 
-def _allow_inductor_cantsplit() -> None:
-    """torch 2.11's inductor raises ``CantSplit`` without the two arguments its constructor
-    requires (fixed by 2.13), which turns a tiling it would skip into a TypeError that stops the
-    compile of our training step; give the arguments defaults there."""
-    from torch._inductor.codegen import simd
-
-    cls = simd.CantSplit
-    try:
-        cls()
-    except TypeError:
-        init = cls.__init__
-        cls.__init__ = lambda self, expr=None, remaining=None: init(self, expr, remaining)
-
-
 def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     """``"4"`` -> 4 for every variant; ``"base=16,hr=2"`` -> per variant (1 where unnamed)."""
     if "=" not in spec:
@@ -56,8 +45,44 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     return {v: int(pairs.get(v, 1)) for v in variants}
 
 
-def _measure(name: str, device: torch.device, batch: int, reps: int, compiled: bool) -> dict:
+def _settings(names: list[str]) -> dict[str, tuple[int, list | None]]:
+    """``--ours`` settings -> (plain-path max length, SDPA kernel priority) on CUDA."""
+    from torch.nn.attention import SDPBackend
+
+    flash = [
+        SDPBackend.FLASH_ATTENTION,
+        SDPBackend.EFFICIENT_ATTENTION,
+        SDPBackend.CUDNN_ATTENTION,
+        SDPBackend.MATH,
+    ]
+    known = {
+        "default": (attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY),
+        "sdpa": (0, None),
+        "plain96": (96, None),
+        "flash": (0, flash),
+        "plain96+flash": (96, flash),
+    }
+    unknown = set(names) - set(known)
+    if unknown:
+        raise SystemExit(f"--ours: unknown setting(s) {', '.join(sorted(unknown))}")
+    return {n: known[n] for n in names}
+
+
+def _as(setting: tuple[int, list | None], fn):
+    """``fn`` run with the attention layer's CUDA choices set to ``setting``."""
+
+    def run():
+        attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY = setting
+        return fn()
+
+    return run
+
+
+def _measure(
+    name: str, device: torch.device, batch: int, reps: int, compiled: bool, settings: dict
+) -> dict:
     frames, size = VARIANTS[name]
+    library = (attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY)
     macs = count_macs(model_config("timesformer_base", attention="divided"), frames, size) * batch
     ours, peer = build_pair("divided", frames, size, device)
     x, xp = inputs(frames, size, device, batch)
@@ -68,19 +93,13 @@ def _measure(name: str, device: torch.device, batch: int, reps: int, compiled: b
 
     ours.train()
     peer.train()
-    fns = {
-        "ours": step(ours, lambda: ours(x)),
-        "peer": step(peer, lambda: peer(pixel_values=xp).logits),
-    }
+    fns = {f"ours {k}": _as(v, step(ours, lambda: ours(x))) for k, v in settings.items()}
+    fns["peer"] = step(peer, lambda: peer(pixel_values=xp).logits)
     if compiled:
-        _allow_inductor_cantsplit()
         fast = torch.compile(ours)
         fns["ours compiled"] = step(ours, lambda: fast(x))
     train = alternate(fns, reps, device)
-    train_mem = {
-        "ours": peak_mib(step(ours, lambda: ours(x)), device),
-        "peer": peak_mib(step(peer, lambda: peer(pixel_values=xp).logits), device),
-    }
+    train_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if k != "ours compiled"}
     ours.eval().to(torch.bfloat16)
     peer.eval()
     x16 = x.to(torch.bfloat16)
@@ -90,15 +109,14 @@ def _measure(name: str, device: torch.device, batch: int, reps: int, compiled: b
             peer(pixel_values=xp)
 
     with torch.no_grad():
-        fns = {"ours": lambda: ours(x16), "peer": peer_infer}
+        fns = {f"ours {k}": _as(v, lambda: ours(x16)) for k, v in settings.items()}
+        fns["peer"] = peer_infer
         if compiled:
             fast_infer = torch.compile(ours, options={"freezing": True})
             fns["ours compiled"] = lambda: fast_infer(x16)
         infer = alternate(fns, reps, device)
-        infer_mem = {
-            "ours": peak_mib(lambda: ours(x16), device),
-            "peer": peak_mib(peer_infer, device),
-        }
+        infer_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if k != "ours compiled"}
+    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY = library
     return {
         "name": name,
         "batch": batch,
@@ -117,13 +135,13 @@ def _row(r: dict, who: str, limit: float, peak_tflops: float | None) -> str:
     train_macs_s = 3 * r["macs"] / t[who]
     of_peak = f"{train_macs_s * 2 / 1e12 / peak_tflops * 100:.0f}%" if peak_tflops else "-"
     mem = (
-        f"{r['infer_mem']['ours']:.0f} / {r['infer_mem']['peer']:.0f} | "
-        f"{r['train_mem']['ours']:.0f} / {r['train_mem']['peer']:.0f}"
-        if who == "ours"
+        f"{r['infer_mem'][who]:.0f} / {r['infer_mem']['peer']:.0f} | "
+        f"{r['train_mem'][who]:.0f} / {r['train_mem']['peer']:.0f}"
+        if who in r["infer_mem"]
         else "- | -"
     )
     return (
-        f"| {r['name']} ({r['frames']} x {r['size']}){' compiled' if who != 'ours' else ''} | "
+        f"| {r['name']} ({r['frames']} x {r['size']}) | {who.removeprefix('ours ')} | "
         f"{b} | {b / i[who]:.2f} | {b / i['peer']:.2f} | **{i['peer'] / i[who]:.2f}x** | "
         f"{t[who] * 1e3:.0f} | {t['peer'] * 1e3:.0f} | **{t['peer'] / t[who]:.2f}x** | "
         f"{of_peak} | {train_macs_s / limit * 100:.0f}% | {mem} |"
@@ -137,13 +155,17 @@ def suite_variants(
     reps: int,
     peak_tflops: float | None,
     compiled: bool = False,
+    ours: list[str] | None = None,
 ) -> str:
+    settings = _settings(ours or ["default"])
+    who = [f"ours {k}" for k in settings] + (["ours compiled"] if compiled else [])
     limit = _matmul_macs_per_s(device)
     print(f"matrix-product limit {limit * 2 / 1e12:.1f} TFLOP/s", flush=True)
     rows = []
     for v in variants:
-        rows.append(_measure(v, device, batches[v], reps, compiled))
-        print(_row(rows[-1], "ours", limit, peak_tflops), flush=True)
+        rows.append(_measure(v, device, batches[v], reps, compiled, settings))
+        for w in who:
+            print(_row(rows[-1], w, limit, peak_tflops), flush=True)
     lines = [
         "# Variants, bf16, divided attention",
         "",
@@ -151,25 +173,27 @@ def suite_variants(
         f"Matrix-product limit measured in this run: {limit * 2 / 1e12:.1f} TFLOP/s bf16"
         + (f"; vendor peak given: {peak_tflops:.0f} TFLOP/s." if peak_tflops else "."),
         "",
-        "| variant | batch | clips/s ours | clips/s peer | ours vs peer | train step ours (ms) | "
-        "peer (ms) | train ours vs peer | train of peak | train of matmul | "
+        "| variant | ours | batch | clips/s ours | clips/s peer | ours vs peer | "
+        "train step ours (ms) | peer (ms) | train ours vs peer | train of peak | train of matmul | "
         "memory infer ours / peer (MiB) | memory train ours / peer (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(_row(r, "ours", limit, peak_tflops))
-        if compiled:
-            lines.append(_row(r, "ours compiled", limit, peak_tflops))
+        lines += [_row(r, w, limit, peak_tflops) for w in who]
     lines += [
         "",
         "Training fractions count 3x the forward MACs; compiled rows are ours under "
-        "`torch.compile` against the eager peer. Targets: HR inference at least 2x the "
+        "`torch.compile` against the eager peer. The `ours` column names the attention layer's "
+        "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
+        "plain path for groups up to N tokens, `flash` the flash kernel first; `default` is "
+        "the library's setting. Targets: HR inference at least 2x the "
         "peer; a training step at least 45% of the bf16 peak.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "
         f"--variants {','.join(variants)} --batch "
         + ",".join(f"{v}={batches[v]}" for v in variants)
         + (" --compile" if compiled else "")
+        + (f" --ours {','.join(settings)}" if list(settings) != ["default"] else "")
         + (f" --peak-tflops {peak_tflops:g}`" if peak_tflops else "`"),
     ]
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ peak=${PEAK_TFLOPS:-989}  # dense bf16 of an H100 SXM (the H200's is the same)
 } >"$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 
-STAGES=${STAGES:-cuda_tests variants compiled profile}
+STAGES=${STAGES:-cuda_tests attention variants compiled profile}
 stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
     local name=$1 limit=$2
     shift 2
@@ -37,9 +37,11 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.l
 }
 
 stage cuda_tests 180 $PY -m pytest tests/gpu -q -p no:cacheprovider
+stage attention 90 $PY benchmarks/bench_model.py --suite attention --device cuda --batch 32 \
+    --reps 10 --out "$OUT/attention_gpu.md"
 stage variants 200 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base,hr,large --batch base=32,hr=2,large=2 --reps 10 --peak-tflops "$peak" \
-    --out "$OUT/variants_gpu.md"
+    --ours "${OURS:-default}" --out "$OUT/variants_gpu.md"
 stage compiled 200 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base,hr --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" --compile \
     --out "$OUT/variants_gpu_compiled.md"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 # On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
 # short sequences in bf16/fp16 (2-3x for divided attention's groups of 8 and 197 tokens, forward
@@ -17,6 +18,11 @@ from torch import Tensor, nn
 # (G x heads x L x L), so the plain path is taken there. Measured by
 # ``benchmarks/bench_model.py --suite attention`` (results/attention_cpu.md).
 CPU_PLAIN_MAX_LEN = 512
+# On a CUDA device: the plain path up to this length (0: SDPA always), and the order in which
+# SDPA's kernels are tried (None: PyTorch's own order). Measured by ``--suite attention --device
+# cuda`` and the variants suite's ``--ours`` settings (results/attention_gpu.md, variants_gpu.md).
+CUDA_PLAIN_MAX_LEN = 0
+CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
 
 
 class Attention(nn.Module):
@@ -57,7 +63,11 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         drop = self.attn_drop if self.training else 0.0
         if self.fused and not self.keep_attention and not _plain_is_faster(q):
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            if CUDA_SDPA_PRIORITY is not None and q.is_cuda:
+                with sdpa_kernel(CUDA_SDPA_PRIORITY, set_priority=True):
+                    out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
             # Scaling q rather than the scores: q is copied to a contiguous tensor for the
             # product anyway, so the scale rides along with that copy.
@@ -73,7 +83,10 @@ class Attention(nn.Module):
 
 
 def _plain_is_faster(q: Tensor) -> bool:
-    """Short low-precision sequences on the CPU (see ``CPU_PLAIN_MAX_LEN``)."""
+    """Short low-precision sequences on the CPU (see ``CPU_PLAIN_MAX_LEN``), short sequences on
+    a CUDA device (``CUDA_PLAIN_MAX_LEN``)."""
+    if q.device.type == "cuda":
+        return q.shape[-2] <= CUDA_PLAIN_MAX_LEN
     return (
         q.device.type == "cpu"
         and q.dtype in (torch.bfloat16, torch.float16)
