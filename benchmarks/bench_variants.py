@@ -34,6 +34,20 @@ def _matmul_macs_per_s(device: torch.device) -> float:
     return n**3 / alternate({"mm": lambda: a @ b}, 5, device)["mm"]
 
 
+def _allow_inductor_cantsplit() -> None:
+    """torch 2.11's inductor raises ``CantSplit`` without the two arguments its constructor
+    requires (fixed by 2.13), which turns a tiling it would skip into a TypeError that stops the
+    compile of our training step; give the arguments defaults there."""
+    from torch._inductor.codegen import simd
+
+    cls = simd.CantSplit
+    try:
+        cls()
+    except TypeError:
+        init = cls.__init__
+        cls.__init__ = lambda self, expr=None, remaining=None: init(self, expr, remaining)
+
+
 def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     """``"4"`` -> 4 for every variant; ``"base=16,hr=2"`` -> per variant (1 where unnamed)."""
     if "=" not in spec:
@@ -96,6 +110,7 @@ def _measure(
     fns = {f"ours {k}": _as(v, step(ours, lambda: ours(x))) for k, v in settings.items()}
     fns["peer"] = step(peer, lambda: peer(pixel_values=xp).logits)
     if compiled:
+        _allow_inductor_cantsplit()
         fast = torch.compile(ours)
         fns["ours compiled"] = step(ours, lambda: fast(x))
     train = alternate(fns, reps, device)
