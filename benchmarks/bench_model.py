@@ -13,6 +13,8 @@ Suites:
   cosine similarity to fp32, and a bf16 training step (forward + backward under autocast).
 - ``memory``: joint space-time at 32 x 224 (the paper's out-of-memory point), fp32 inference: peak
   memory of the forward pass above what the model and input already hold.
+- ``linear``: every linear shape of TimeSformer-Base, ``F.linear`` against the prepacked oneDNN
+  product that ``timesformer.layers.linear`` uses at CPU inference.
 - ``scaling``: frames 8/16/32/64/96 and sizes 224/336/448, divided and joint, bf16 inference: MACs,
   time and peak memory, ours beside the peer (the paper's Figure 3, measured). Configurations
   whose predicted time or memory exceed the limits given are listed as not run, with the reason.
@@ -476,10 +478,77 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def suite_linear(device: torch.device, reps: int) -> str:
+    """``F.linear`` against oneDNN's prepacked product (``timesformer.layers.linear``) for every
+    linear shape of TimeSformer-Base, divided, 8 x 224, batch 1, in fp32 and bf16."""
+    from timesformer.layers import linear as packed
+
+    shapes = [  # (rows, in, out, per block, what)
+        (1568, 768, 768, 1, "temporal proj+fc, folded"),
+        (1576, 768, 2304, 2, "qkv (temporal 1568 rows, spatial 1576)"),
+        (1576, 768, 768, 1, "spatial proj"),
+        (1569, 768, 3072, 1, "fc1 (+ GELU)"),
+        (1569, 3072, 768, 1, "fc2"),
+    ]
+    lines = [
+        "# Linear layers on the CPU: F.linear against the prepacked oneDNN product",
+        "",
+        f"Machine: {_machine(device)}. Median of {reps} alternating reps (ms); "
+        "'per model' weighs each shape by its count in 12 blocks.",
+        "",
+        "| dtype | shape (rows x in -> out) | what | F.linear | prepacked | speed-up | "
+        "packing once |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for dtype in (torch.float32, torch.bfloat16):
+        total = {"plain": 0.0, "packed": 0.0}
+        for rows, k, n, count, what in shapes:
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(rows, k, generator=gen).to(dtype)
+            lin = packed.Linear(k, n).to(dtype)
+            gelu = what.startswith("fc1")
+            w, b = lin.weight.detach(), lin.bias.detach()
+
+            def plain(x=x, w=w, b=b):
+                return F.linear(x, w, b)
+
+            def prepacked(x=x, w=w, b=b, lin=lin, gelu=gelu):
+                return packed.linear(x, w, b, lin, gelu=gelu)
+
+            def pack(w=w, rows=rows):
+                return torch.ops.mkldnn._reorder_linear_weight(w, rows)
+
+            with torch.no_grad():
+                t = alternate({"plain": plain, "packed": prepacked}, reps, device)
+                t_pack = timed(pack, device)
+            for key in total:
+                total[key] += t[key] * count * 12
+            lines.append(
+                f"| {str(dtype).removeprefix('torch.')} | {rows} x {k} -> {n} | {what} | "
+                f"{t['plain'] * 1e3:.2f} | {t['packed'] * 1e3:.2f} | "
+                f"{t['plain'] / t['packed']:.2f}x | {t_pack * 1e3:.2f} |"
+            )
+        lines.append(
+            f"| {str(dtype).removeprefix('torch.')} | per model | | "
+            f"{total['plain'] * 1e3:.0f} | {total['packed'] * 1e3:.0f} | "
+            f"**{total['plain'] / total['packed']:.2f}x** | |"
+        )
+    lines += [
+        "",
+        "The fc1 row's prepacked product has the exact GELU fused in; its F.linear time is the "
+        "product alone.",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_model.py --suite linear`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--suite", choices=("cpu", "memory", "scaling", "attention", "variants"), default="cpu"
+        "--suite",
+        choices=("cpu", "memory", "scaling", "attention", "linear", "variants"),
+        default="cpu",
     )
     parser.add_argument("--variants", default="base,hr,large", help="variants: base, hr, large")
     parser.add_argument(
@@ -510,6 +579,8 @@ def main() -> int:
     elif args.suite == "attention":
         batch = int(args.batch)
         text, name = suite_attention(device, args.reps, batch), f"attention_{tag}.md"
+    elif args.suite == "linear":
+        text, name = suite_linear(device, args.reps), f"linear_{tag}.md"
     elif args.suite == "memory":
         text, name = suite_memory(device, args.frames), f"model_memory_{tag}.md"
     elif args.suite == "variants":

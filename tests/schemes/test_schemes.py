@@ -155,3 +155,12 @@ def test_inference_fold_of_proj_and_fc_equals_the_two_linears(scheme):
     assert torch.allclose(again, model(x), atol=1e-5)
     if SCHEMES[scheme].extra_steps:
         assert not torch.allclose(again, folded, atol=1e-3)
+    # Replaced weights (new storage of the same shape) are seen too.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("_fc.weight"):
+                p.data = torch.randn_like(p) * 0.1
+        replaced = model(x)
+    assert torch.allclose(replaced, model(x), atol=1e-5)
+    unfolded = model(x)
+    assert torch.allclose(replaced, unfolded, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from timesformer.layers.attention import Attention, set_fused_attention
 from timesformer.layers.drop import DropPath
+from timesformer.layers.linear import Linear
 from timesformer.layers.mlp import Mlp
 from timesformer.layers.patch_embed import PatchEmbed
 from timesformer.layers.pos_embed import resize_pos_embed, resize_time_embed
@@ -9,6 +10,7 @@ from timesformer.layers.pos_embed import resize_pos_embed, resize_time_embed
 __all__ = [
     "Attention",
     "DropPath",
+    "Linear",
     "Mlp",
     "PatchEmbed",
     "resize_pos_embed",

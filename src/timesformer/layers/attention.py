@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from timesformer.layers.linear import Linear
+
 # On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
 # short sequences in bf16/fp16 (2-3x for divided attention's groups of 8 and 197 tokens, forward
 # and backward; fp32 is the other way round). Below this length the attention matrix is small
@@ -50,8 +52,8 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
         self.attn_drop = attn_drop
         self.fused = True
         self.keep_attention = False

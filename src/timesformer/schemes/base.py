@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from timesformer.layers import Attention, DropPath, Mlp
+from timesformer.layers import Attention, DropPath, Linear, Mlp
+from timesformer.layers.linear import linear, same_tensors
 
 SCHEMES: dict[str, type[SchemeBlock]] = {}
 
@@ -74,7 +74,7 @@ class SchemeBlock(nn.Module):
         for step in self.extra_steps:
             setattr(self, f"{step}_norm1", nn.LayerNorm(dim, eps=eps))
             setattr(self, f"{step}_attn", Attention(dim, num_heads, qkv_bias, attn_drop))
-            setattr(self, f"{step}_fc", nn.Linear(dim, dim))
+            setattr(self, f"{step}_fc", Linear(dim, dim))
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop)
         self.drop_path = DropPath(drop_path)
@@ -113,7 +113,7 @@ class SchemeBlock(nn.Module):
                 # per-token, so the ungrouping permutation between them does not matter).
                 y = attn(norm(self.group(step, p, grid)), project=False)
                 weight, bias = self._folded(step, attn.proj, fc, y.dtype)
-                p = p + F.linear(self.ungroup(step, y, grid, b), weight, bias)
+                p = p + linear(self.ungroup(step, y, grid, b), weight, bias, self, step)
                 continue
             res = self.drop_path(attn(norm(self.group(step, p, grid))))
             p = p + fc(self.ungroup(step, res, grid, b))
@@ -132,22 +132,22 @@ class SchemeBlock(nn.Module):
         self, step: str, proj: nn.Linear, fc: nn.Linear, dtype: torch.dtype
     ) -> tuple[Tensor, Tensor]:
         """``fc(proj(y)) = y W^T + c`` with W = W_fc W_proj, c = W_fc b_proj + b_fc, computed
-        in fp32 and cached until any of the four tensors changes (their version counters)."""
+        in fp32 and cached until any of the four tensors changes or is replaced."""
         if torch.compiler.is_compiling():
             # In a compiled graph: computed in the graph (constant-folded with freezing).
             weight = fc.weight.float() @ proj.weight.float()
             bias = fc.weight.float() @ proj.bias.float() + fc.bias.float()
             return weight.to(dtype), bias.to(dtype)
         params = (proj.weight, proj.bias, fc.weight, fc.bias)
-        key = (tuple((t.data_ptr(), t._version) for t in params), dtype, proj.weight.device)
         cache = self.__dict__.setdefault("_fold_cache", {})
         hit = cache.get(step)
-        if hit is None or hit[0] != key:
+        if hit is None or hit[2] != dtype or not same_tensors(hit[0], hit[1], params):
             w_fc = fc.weight.float()
             weight = (w_fc @ proj.weight.float()).to(dtype)
             bias = (w_fc @ proj.bias.float() + fc.bias.float()).to(dtype)
-            hit = cache[step] = (key, weight, bias)
-        return hit[1], hit[2]
+            aliases = tuple(t.detach() for t in params)
+            hit = cache[step] = (aliases, tuple(t._version for t in params), dtype, weight, bias)
+        return hit[3], hit[4]
 
     # ----------------------------------------------------------------- clip layout hooks
     @classmethod

@@ -1,0 +1,97 @@
+"""The prepacked CPU linear: the same products as F.linear, taken only at inference, and a cache
+that follows every change of the weight."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import timesformer.layers.linear as linear_mod
+from helpers import clip, randomize, tiny
+from timesformer.layers import Linear, Mlp
+
+needs_kernels = pytest.mark.skipif(
+    not (linear_mod._HAS_KERNELS and torch.backends.mkldnn.is_available()),
+    reason="this torch build has no oneDNN linear kernels",
+)
+TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2}
+
+
+def layer(dtype: torch.dtype, bias: bool = True) -> Linear:
+    torch.manual_seed(0)
+    return Linear(48, 80, bias=bias).to(dtype)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(7, 48), (3, 5, 48)])
+def test_prepacked_product_equals_f_linear(dtype, bias, shape):
+    lin = layer(dtype, bias)
+    x = torch.randn(shape).to(dtype)
+    with torch.no_grad():
+        got = lin(x)
+    assert "_packed_weights" in lin.__dict__  # the packed path was taken
+    want = F.linear(x, lin.weight, lin.bias)
+    assert got.shape == want.shape == (*shape[:-1], 80)
+    torch.testing.assert_close(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_gelu_equals_linear_then_exact_gelu(dtype):
+    mlp = Mlp(48, 96).to(dtype)
+    x = torch.randn(2, 9, 48).to(dtype)
+    with torch.no_grad():
+        got = mlp(x)
+        want = mlp.fc2(F.gelu(F.linear(x, mlp.fc1.weight, mlp.fc1.bias)))
+    torch.testing.assert_close(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_training_and_autograd_use_f_linear():
+    lin = layer(torch.float32)
+    x = torch.randn(4, 48, requires_grad=True)
+    lin(x).sum().backward()  # grad enabled: the plain path, differentiable
+    assert "_packed_weights" not in lin.__dict__
+    assert x.grad is not None and lin.weight.grad is not None
+
+
+def test_switch_turns_the_packed_path_off(monkeypatch):
+    monkeypatch.setattr(linear_mod, "PACK_CPU_LINEARS", False)
+    lin = layer(torch.float32)
+    with torch.no_grad():
+        lin(torch.randn(4, 48))
+    assert "_packed_weights" not in lin.__dict__
+
+
+@needs_kernels
+def test_a_weight_changed_in_place_or_replaced_is_packed_again():
+    lin = layer(torch.float32)
+    x = torch.randn(6, 48)
+    with torch.no_grad():
+        first = lin(x)
+        lin.weight.mul_(2.0)  # in place: an optimizer step, load_state_dict
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+        assert not torch.allclose(lin(x), first)
+        # Replaced storage of the same shape and dtype, and the old one freed: even if the new
+        # one were given the old address, the cached alias keeps that address taken.
+        for _ in range(3):
+            lin.weight.data = torch.randn(80, 48)
+            torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+        lin.to(torch.bfloat16)  # a new dtype
+        xb = x.to(torch.bfloat16)
+        torch.testing.assert_close(
+            lin(xb), F.linear(xb, lin.weight, lin.bias), rtol=2e-2, atol=2e-2
+        )
+
+
+@needs_kernels
+def test_whole_model_logits_do_not_depend_on_the_packed_path(scheme, monkeypatch):
+    model = randomize(tiny(scheme), seed=2)
+    x = clip(b=3)
+    with torch.no_grad():
+        packed = model(x)
+        monkeypatch.setattr(linear_mod, "PACK_CPU_LINEARS", False)
+        plain = model(x)
+    torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
