@@ -95,3 +95,12 @@ def test_whole_model_logits_do_not_depend_on_the_packed_path(scheme, monkeypatch
         monkeypatch.setattr(linear_mod, "PACK_CPU_LINEARS", False)
         plain = model(x)
     torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_autocast_keeps_f_linear_and_its_dtype():
+    lin = layer(torch.float32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lin(torch.randn(4, 48))
+    assert out.dtype == torch.bfloat16  # computed in the autocast dtype, as F.linear does
+    assert "_packed_weights" not in lin.__dict__
