@@ -375,7 +375,9 @@ def suite_memory(device: torch.device, frames: int = 32) -> str:
         f"| ours / peer | **{m_ours / m_peer * 100:.0f}%** | {t_peer / t_ours:.2f}x faster |",
         "",
         f"One layer's attention matrix ({tokens} tokens, 12 heads, fp32) alone is "
-        f"{matrix:.0f} MiB: the peer stores it (and its softmax), ours never does.",
+        f"{matrix:.0f} MiB: the peer stores it (and its softmax), ours never does. Ours' "
+        "figure includes the prepacked copy of its linear weights that this first forward "
+        "makes (`timesformer.layers.linear`).",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_model.py --suite memory --frames {frames}`",
     ]

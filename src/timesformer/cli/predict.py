@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model: tens of seconds once, then faster (for many videos)",
+        help="torch.compile the model: tens of seconds once, then faster on a GPU (on the CPU "
+        "the eager model is about as fast)",
     )
     p.set_defaults(func=run)
 

@@ -147,8 +147,10 @@ class Predictor:
             "fp16": autocast.
         topk: classes reported per video.
         compile: run the model through ``torch.compile`` (inductor, weights frozen as
-            constants): the first batch compiles for tens of seconds, later ones run faster
-            (``benchmarks/results/model_cpu.md``); a new batch shape compiles again.
+            constants): the first batch compiles for tens of seconds and a new batch shape
+            compiles again. On the CPU the eager model's prepacked linears are about as fast in
+            bf16 and faster in fp32 (``benchmarks/results/model_cpu.md``); on a GPU compiling
+            pays (``benchmarks/results/variants_gpu_compiled.md``).
     """
 
     def __init__(
