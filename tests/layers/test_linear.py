@@ -104,3 +104,19 @@ def test_autocast_keeps_f_linear_and_its_dtype():
         out = lin(torch.randn(4, 48))
     assert out.dtype == torch.bfloat16  # computed in the autocast dtype, as F.linear does
     assert "_packed_weights" not in lin.__dict__
+
+
+def test_a_graph_traced_without_grad_keeps_f_linear():
+    model = randomize(tiny(), seed=3)
+    x = clip(b=2)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x,), check_trace=False)
+        assert "mkldnn" not in str(traced.inlined_graph)  # portable: no oneDNN packed weights
+        torch.testing.assert_close(traced(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_an_exported_graph_keeps_f_linear():
+    model = randomize(tiny(), seed=3)
+    with torch.no_grad():
+        program = torch.export.export(model, (clip(b=2),), strict=False)
+    assert "mkldnn" not in str(program.graph)

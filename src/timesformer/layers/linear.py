@@ -7,8 +7,8 @@ linear layers 1.37x faster in fp32 and 1.09x in bf16 (``benchmarks/bench_model.p
 linear``, results/linear_cpu.md). The reordered copy is cached on the module with an alias of the
 weight it came from: a weight changed in place (its version counter) or replaced (another
 storage; the alias keeps the old one from being reused at the same address) is reordered again.
-Training, autograd, autocast, other devices and ``torch.compile`` (which does its own packing)
-use ``F.linear`` unchanged.
+Training, autograd, autocast, other devices, ``torch.compile`` (which does its own packing),
+``torch.export`` and ``torch.jit.trace`` use ``F.linear`` unchanged.
 
 The cache holds a second copy of each weight: about 170 MiB for TimeSformer-Base in bf16, 340 MiB
 in fp32. ``PACK_CPU_LINEARS = False`` turns the path off.
@@ -38,7 +38,9 @@ def packs(x: Tensor, weight: Tensor) -> bool:
         and not torch.is_grad_enabled()
         # Under autocast F.linear computes in the autocast dtype; this path would not.
         and not torch.is_autocast_enabled("cpu")
+        # Traced or exported graphs keep the portable F.linear.
         and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
         and torch.backends.mkldnn.is_available()
         and x.numel() > 0
     )
