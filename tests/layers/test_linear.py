@@ -3,6 +3,8 @@ that follows every change of the weight."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,7 +34,7 @@ def test_prepacked_product_equals_f_linear(dtype, bias, shape):
     x = torch.randn(shape).to(dtype)
     with torch.no_grad():
         got = lin(x)
-    assert "_packed_weights" in lin.__dict__  # the packed path was taken
+    assert linear_mod.packed_weights(lin)  # the packed path was taken
     want = F.linear(x, lin.weight, lin.bias)
     assert got.shape == want.shape == (*shape[:-1], 80)
     torch.testing.assert_close(got, want, rtol=TOL[dtype], atol=TOL[dtype])
@@ -53,7 +55,7 @@ def test_training_and_autograd_use_f_linear():
     lin = layer(torch.float32)
     x = torch.randn(4, 48, requires_grad=True)
     lin(x).sum().backward()  # grad enabled: the plain path, differentiable
-    assert "_packed_weights" not in lin.__dict__
+    assert not linear_mod.packed_weights(lin)
     assert x.grad is not None and lin.weight.grad is not None
 
 
@@ -62,7 +64,7 @@ def test_switch_turns_the_packed_path_off(monkeypatch):
     lin = layer(torch.float32)
     with torch.no_grad():
         lin(torch.randn(4, 48))
-    assert "_packed_weights" not in lin.__dict__
+    assert not linear_mod.packed_weights(lin)
 
 
 @needs_kernels
@@ -103,7 +105,7 @@ def test_autocast_keeps_f_linear_and_its_dtype():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = lin(torch.randn(4, 48))
     assert out.dtype == torch.bfloat16  # computed in the autocast dtype, as F.linear does
-    assert "_packed_weights" not in lin.__dict__
+    assert not linear_mod.packed_weights(lin)
 
 
 def test_a_graph_traced_without_grad_keeps_f_linear():
@@ -120,3 +122,16 @@ def test_an_exported_graph_keeps_f_linear():
     with torch.no_grad():
         program = torch.export.export(model, (clip(b=2),), strict=False)
     assert "mkldnn" not in str(program.graph)
+
+
+@needs_kernels
+def test_a_model_that_has_run_can_still_be_copied_and_saved(tmp_path):
+    model = randomize(tiny(), seed=4)
+    x = clip(b=2)
+    with torch.no_grad():
+        want = model(x)
+    assert linear_mod.packed_weights(model.blocks[0].mlp.fc1)
+    twin = copy.deepcopy(model)  # the opaque packed tensors are not part of the module
+    torch.save(model, tmp_path / "model.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), want)

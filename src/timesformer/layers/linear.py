@@ -4,7 +4,7 @@
 weight once into the blocked layout its matrix-product kernels read fastest, and fuse an
 activation into the product. For TimeSformer-Base's shapes on this project's CPU that made the
 linear layers 1.37x faster in fp32 and 1.09x in bf16 (``benchmarks/bench_model.py --suite
-linear``, results/linear_cpu.md). The reordered copy is cached on the module with an alias of the
+linear``, results/linear_cpu.md). The reordered copy is cached for the module with an alias of the
 weight it came from: a weight changed in place (its version counter) or replaced (another
 storage; the alias keeps the old one from being reused at the same address) is reordered again.
 Training, autograd, autocast, other devices, ``torch.compile`` (which does its own packing),
@@ -16,11 +16,18 @@ in fp32. ``PACK_CPU_LINEARS = False`` turns the path off.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 PACK_CPU_LINEARS = True
+
+# Reordered weights per module, outside the module: oneDNN's opaque tensors cannot be copied or
+# pickled, so keeping them in the module would break copy.deepcopy and torch.save of a model
+# that has run. They go when the module goes.
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 _HAS_KERNELS = hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(
     torch.ops.mkldnn, "_reorder_linear_weight"
@@ -79,8 +86,13 @@ def same_tensors(aliases: tuple[Tensor, ...], versions: tuple[int, ...], now: tu
     ) and versions == tuple(t._version for t in now)
 
 
+def packed_weights(owner: nn.Module) -> dict:
+    """The reordered weights cached for ``owner`` (empty until it has run the packed path)."""
+    return _CACHE.get(owner, {})
+
+
 def _packed(owner: nn.Module, key: str, weight: Tensor, rows: int) -> Tensor:
-    cache = owner.__dict__.setdefault("_packed_weights", {})
+    cache = _CACHE.setdefault(owner, {})
     hit = cache.get(key)
     if hit is None or not same_tensors(hit[0], hit[1], (weight,)):
         # The row count is a hint for the layout; products with other row counts stay correct.
