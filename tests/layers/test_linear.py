@@ -108,6 +108,7 @@ def test_autocast_keeps_f_linear_and_its_dtype():
     assert not linear_mod.packed_weights(lin)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_a_graph_traced_without_grad_keeps_f_linear():
     model = randomize(tiny(), seed=3)
     x = clip(b=2)
