@@ -34,7 +34,7 @@ def test_prepacked_product_equals_f_linear(dtype, bias, shape):
     x = torch.randn(shape).to(dtype)
     with torch.no_grad():
         got = lin(x)
-    assert linear_mod.packed_weights(lin)  # the packed path was taken
+    assert ("weight", dtype) in linear_mod.packed_weights(lin)  # the packed path was taken
     want = F.linear(x, lin.weight, lin.bias)
     assert got.shape == want.shape == (*shape[:-1], 80)
     torch.testing.assert_close(got, want, rtol=TOL[dtype], atol=TOL[dtype])
@@ -100,11 +100,24 @@ def test_whole_model_logits_do_not_depend_on_the_packed_path(scheme, monkeypatch
 
 
 @needs_kernels
-def test_autocast_keeps_f_linear_and_its_dtype():
+def test_bf16_autocast_computes_in_bf16_like_f_linear():
     lin = layer(torch.float32)
+    x = torch.randn(4, 48)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = lin(x)
+        want = F.linear(x, lin.weight, lin.bias)
+    assert got.dtype == want.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+    assert ("weight", torch.bfloat16) in linear_mod.packed_weights(lin)
+    with torch.no_grad():  # outside autocast: fp32 again, from its own packed copy
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+
+
+def test_fp16_autocast_keeps_f_linear():
+    lin = layer(torch.float32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
         out = lin(torch.randn(4, 48))
-    assert out.dtype == torch.bfloat16  # computed in the autocast dtype, as F.linear does
+    assert out.dtype == torch.float16
     assert not linear_mod.packed_weights(lin)
 
 

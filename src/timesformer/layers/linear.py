@@ -7,11 +7,12 @@ linear layers 1.37x faster in fp32 and 1.09x in bf16 (``benchmarks/bench_model.p
 linear``, results/linear_cpu.md). The reordered copy is cached for the module with an alias of the
 weight it came from: a weight changed in place (its version counter) or replaced (another
 storage; the alias keeps the old one from being reused at the same address) is reordered again.
-Training, autograd, autocast, other devices, ``torch.compile`` (which does its own packing),
-``torch.export`` and ``torch.jit.trace`` use ``F.linear`` unchanged.
+Under bf16 autocast it computes in bf16 on a reordered bf16 copy, as autocast's ``F.linear``
+would. Training, autograd, fp16 autocast, other devices, ``torch.compile`` (which does its own
+packing), ``torch.export`` and ``torch.jit.trace`` use ``F.linear`` unchanged.
 
 The cache holds a second copy of each weight: about 170 MiB for TimeSformer-Base in bf16, 340 MiB
-in fp32. ``PACK_CPU_LINEARS = False`` turns the path off.
+in fp32 (fp32 weights under autocast: a bf16 copy). ``PACK_CPU_LINEARS = False`` turns the path off.
 """
 
 from __future__ import annotations
@@ -34,23 +35,26 @@ _HAS_KERNELS = hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(
 )
 
 
-def packs(x: Tensor, weight: Tensor) -> bool:
-    """Whether ``linear(x, weight, ...)`` takes the prepacked path."""
-    return (
+def compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
+    """The dtype ``linear(x, weight, ...)`` computes in on the prepacked path, or None where it
+    takes ``F.linear``. Under bf16 autocast that is bf16, as autocast's own ``F.linear``."""
+    if not (
         PACK_CPU_LINEARS
         and _HAS_KERNELS
         and x.device.type == "cpu"
-        and x.dtype == weight.dtype
-        and x.dtype in (torch.float32, torch.bfloat16)
         and not torch.is_grad_enabled()
-        # Under autocast F.linear computes in the autocast dtype; this path would not.
-        and not torch.is_autocast_enabled("cpu")
         # Traced or exported graphs keep the portable F.linear.
         and not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and torch.backends.mkldnn.is_available()
         and x.numel() > 0
-    )
+    ):
+        return None
+    low = (torch.float32, torch.bfloat16)
+    if torch.is_autocast_enabled("cpu"):
+        bf16 = torch.get_autocast_dtype("cpu") == torch.bfloat16
+        return torch.bfloat16 if bf16 and x.dtype in low and weight.dtype in low else None
+    return x.dtype if x.dtype == weight.dtype and x.dtype in low else None
 
 
 def linear(
@@ -63,16 +67,22 @@ def linear(
 ) -> Tensor:
     """``F.linear(x, weight, bias)`` (then exact GELU if ``gelu``): (..., K) -> (..., N).
 
-    At CPU inference the product runs on ``weight`` reordered by oneDNN, cached in ``owner``
+    At CPU inference the product runs on ``weight`` reordered by oneDNN, cached for ``owner``
     under ``key``, with the GELU fused into it.
     """
-    if not packs(x, weight):
+    dtype = compute_dtype(x, weight)
+    if dtype is None:
         out = F.linear(x, weight, bias)
         return F.gelu(out) if gelu else out
-    rows = x.reshape(-1, x.shape[-1])
-    packed = _packed(owner, key, weight, rows.shape[0])
+    rows = x.reshape(-1, x.shape[-1]).to(dtype)
+    packed = _packed(owner, key, weight, dtype, rows.shape[0])
     out = torch.ops.mkldnn._linear_pointwise(
-        rows, packed, bias, "gelu" if gelu else "none", [], "none" if gelu else ""
+        rows,
+        packed,
+        None if bias is None else bias.to(dtype),
+        "gelu" if gelu else "none",
+        [],
+        "none" if gelu else "",
     )
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
@@ -91,13 +101,13 @@ def packed_weights(owner: nn.Module) -> dict:
     return _CACHE.get(owner, {})
 
 
-def _packed(owner: nn.Module, key: str, weight: Tensor, rows: int) -> Tensor:
+def _packed(owner: nn.Module, key: str, weight: Tensor, dtype: torch.dtype, rows: int) -> Tensor:
     cache = _CACHE.setdefault(owner, {})
-    hit = cache.get(key)
+    hit = cache.get((key, dtype))
     if hit is None or not same_tensors(hit[0], hit[1], (weight,)):
         # The row count is a hint for the layout; products with other row counts stay correct.
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
-        hit = cache[key] = ((weight.detach(),), (weight._version,), packed)
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(dtype), rows)
+        hit = cache[(key, dtype)] = ((weight.detach(),), (weight._version,), packed)
     return hit[2]
 
 
