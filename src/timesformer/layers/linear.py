@@ -18,20 +18,25 @@ in fp32 (fp32 weights under autocast: a bf16 copy). ``PACK_CPU_LINEARS = False``
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 PACK_CPU_LINEARS = True
+T = TypeVar("T")
 
-# Reordered weights per module, outside the module: oneDNN's opaque tensors cannot be copied or
-# pickled, so keeping them in the module would break copy.deepcopy and torch.save of a model
-# that has run. They go when the module goes.
+# Tensors derived from a module's weights (reordered weights, folded linears), kept per module
+# outside it: oneDNN's opaque tensors cannot be copied or pickled, so keeping them in the module
+# would break copy.deepcopy and torch.save of a model that has run. They go when the module goes.
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
-_HAS_KERNELS = hasattr(torch.ops.mkldnn, "_linear_pointwise") and hasattr(
-    torch.ops.mkldnn, "_reorder_linear_weight"
+_HAS_KERNELS = (
+    hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    and torch.backends.mkldnn.is_available()
 )
 
 
@@ -46,7 +51,6 @@ def compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
         # Traced or exported graphs keep the portable F.linear.
         and not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
-        and torch.backends.mkldnn.is_available()
         and x.numel() > 0
     ):
         return None
@@ -87,28 +91,42 @@ def linear(
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
-def same_tensors(aliases: tuple[Tensor, ...], versions: tuple[int, ...], now: tuple) -> bool:
-    """Whether ``now`` are the tensors that ``aliases`` (detached views kept in a cache) were
-    taken of, unchanged since ``versions`` were read."""
-    return all(
-        a.data_ptr() == t.data_ptr() and a.dtype == t.dtype and a.shape == t.shape
-        for a, t in zip(aliases, now, strict=True)
-    ) and versions == tuple(t._version for t in now)
+def cached(
+    owner: nn.Module, key: Hashable, sources: tuple[Tensor, ...], make: Callable[[], T]
+) -> T:
+    """``make()``, kept for ``owner`` under ``key`` until any of ``sources`` changes in place
+    (its version counter) or is replaced (another storage: the detached aliases kept here hold
+    the old one, so a new tensor cannot reuse its address and pass for it)."""
+    cache = _CACHE.setdefault(owner, {})
+    hit = cache.get(key)
+    if (
+        hit is not None
+        and hit[1] == tuple(t._version for t in sources)
+        and all(
+            a.data_ptr() == t.data_ptr() and a.dtype == t.dtype and a.shape == t.shape
+            for a, t in zip(hit[0], sources, strict=True)
+        )
+    ):
+        return hit[2]
+    value = make()
+    cache[key] = (tuple(t.detach() for t in sources), tuple(t._version for t in sources), value)
+    return value
 
 
 def packed_weights(owner: nn.Module) -> dict:
-    """The reordered weights cached for ``owner`` (empty until it has run the packed path)."""
+    """What is cached for ``owner``: reordered weights keyed (name, dtype) once it has run the
+    packed path, and for a block its folded linears keyed ("fold", step, dtype)."""
     return _CACHE.get(owner, {})
 
 
 def _packed(owner: nn.Module, key: str, weight: Tensor, dtype: torch.dtype, rows: int) -> Tensor:
-    cache = _CACHE.setdefault(owner, {})
-    hit = cache.get((key, dtype))
-    if hit is None or not same_tensors(hit[0], hit[1], (weight,)):
-        # The row count is a hint for the layout; products with other row counts stay correct.
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(dtype), rows)
-        hit = cache[(key, dtype)] = ((weight.detach(),), (weight._version,), packed)
-    return hit[2]
+    # The row count is a hint for the layout; products with other row counts stay correct.
+    return cached(
+        owner,
+        (key, dtype),
+        (weight,),
+        lambda: torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(dtype), rows),
+    )
 
 
 class Linear(nn.Linear):

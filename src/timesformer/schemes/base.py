@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from timesformer.layers import Attention, DropPath, Linear, Mlp
-from timesformer.layers.linear import linear, same_tensors
+from timesformer.layers.linear import cached, linear
 
 SCHEMES: dict[str, type[SchemeBlock]] = {}
 
@@ -133,21 +133,18 @@ class SchemeBlock(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """``fc(proj(y)) = y W^T + c`` with W = W_fc W_proj, c = W_fc b_proj + b_fc, computed
         in fp32 and cached until any of the four tensors changes or is replaced."""
+
+        def fold() -> tuple[Tensor, Tensor]:
+            w_fc = fc.weight.float()
+            weight = w_fc @ proj.weight.float()
+            bias = w_fc @ proj.bias.float() + fc.bias.float()
+            return weight.to(dtype), bias.to(dtype)
+
         if torch.compiler.is_compiling():
             # In a compiled graph: computed in the graph (constant-folded with freezing).
-            weight = fc.weight.float() @ proj.weight.float()
-            bias = fc.weight.float() @ proj.bias.float() + fc.bias.float()
-            return weight.to(dtype), bias.to(dtype)
+            return fold()
         params = (proj.weight, proj.bias, fc.weight, fc.bias)
-        cache = self.__dict__.setdefault("_fold_cache", {})
-        hit = cache.get(step)
-        if hit is None or hit[2] != dtype or not same_tensors(hit[0], hit[1], params):
-            w_fc = fc.weight.float()
-            weight = (w_fc @ proj.weight.float()).to(dtype)
-            bias = (w_fc @ proj.bias.float() + fc.bias.float()).to(dtype)
-            aliases = tuple(t.detach() for t in params)
-            hit = cache[step] = (aliases, tuple(t._version for t in params), dtype, weight, bias)
-        return hit[3], hit[4]
+        return cached(self, ("fold", step, dtype), params, fold)
 
     # ----------------------------------------------------------------- clip layout hooks
     @classmethod
