@@ -7,6 +7,8 @@ knows about space or time, and no N x N mask is ever built.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,10 +69,8 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         drop = self.attn_drop if self.training else 0.0
         if self.fused and not self.keep_attention and not _plain_is_faster(q):
-            if CUDA_SDPA_PRIORITY is not None and q.is_cuda:
-                with sdpa_kernel(CUDA_SDPA_PRIORITY, set_priority=True):
-                    out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-            else:
+            order = CUDA_SDPA_PRIORITY if q.is_cuda else None
+            with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
                 out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
             # Scaling q rather than the scores: q is copied to a contiguous tensor for the
