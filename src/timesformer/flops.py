@@ -31,9 +31,13 @@ def count_macs(
         model = TimeSformer(config).eval()
         x = torch.empty(batch, config.in_chans, t, s, s)
     model.set_fused_attention(False)
+    # The architecture as the paper counts it: each extra step's two linears run apart (the
+    # blocks fold them into one product) and the last block computes every token (``forward``
+    # computes the cls token alone there).
+    for block in model.blocks:
+        block.fold_linears = False
     counter = FlopCounterMode(display=False)
-    # With gradients on: under no_grad the blocks fold each extra step's two linears into one
-    # (an inference shortcut), and the count would no longer be the architecture's.
-    with counter, torch.enable_grad():
-        model(x)
+    with counter:
+        tokens, grid = model.forward_tokens(x)
+        model.forward_head(model.norm(model.scheme.pool(tokens, grid)))
     return counter.get_total_flops() // 2

@@ -95,6 +95,16 @@ def test_ddp_with_two_gloo_processes_matches_one_process(synth_root, tmp_path):
     a = weights(tmp_path / "one" / "checkpoints" / "epoch_002.safetensors")
     b = weights(tmp_path / "two" / "checkpoints" / "epoch_002.safetensors")
     for k in a:
+        if k.endswith("qkv.bias"):
+            # The key bias adds the same q.b_k to every score of a row, which the softmax
+            # ignores: its true gradient is zero, and what it gets is rounding noise that
+            # depends on the order of the sums (one batch of 8 or two of 4) and that Adam scales
+            # up to steps of a sizeable fraction of the learning rate. Checked loosely.
+            q, key, v = a[k].chunk(3)
+            q2, key2, v2 = b[k].chunk(3)
+            torch.testing.assert_close(torch.cat((q, v)), torch.cat((q2, v2)), atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(key, key2, atol=1e-4, rtol=0, msg=k)
+            continue
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4, msg=k)
 
 

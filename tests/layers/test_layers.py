@@ -77,3 +77,24 @@ def test_cpu_kernel_choice_and_agreement(dtype, length, plain):
         reference = attn(x)
     tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
     assert torch.allclose(auto.float(), reference.float(), atol=tol)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_attention_with_fewer_queries_equals_the_first_rows(grad):
+    """``queries=Q``: every token stays a key and value, only the first Q rows are computed (on
+    the prepacked path under no_grad, with q and kv split out of the fused weight)."""
+    torch.manual_seed(0)
+    attn = Attention(32, 4).eval()
+    x = torch.randn(6, 9, 32)
+    with torch.set_grad_enabled(grad):
+        full = attn(x)
+        few = attn(x, queries=2)
+        assert few.shape == (6, 2, 32)
+        torch.testing.assert_close(few, full[:, :2], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attn(x, queries=9), full)
+        # A weight changed in place is seen by the split q and kv weights too.
+        with torch.no_grad():
+            attn.qkv.weight[40:].mul_(-1.0)
+        changed = attn(x, queries=2)
+        assert not torch.allclose(changed, few, atol=1e-3)
+        torch.testing.assert_close(changed, attn(x)[:, :2], atol=1e-5, rtol=1e-5)

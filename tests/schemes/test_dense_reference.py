@@ -105,3 +105,48 @@ def test_local_global_groups_are_quadrants_and_stride_two():
         block.ungroup("local", block.group("local", ids, grid), grid, 1), ids
     )
     torch.testing.assert_close(block.ungroup("last", block.group("last", ids, grid), grid, 1), ids)
+
+
+@pytest.mark.parametrize("scheme_name", ["local_global", "axial", "divided", "joint"])
+def test_training_block_and_gradients_equal_dense_reference(scheme_name):
+    """In training the extra steps' proj and fc run folded into one linear inside the graph; the
+    output and every gradient equal the reference's two linears."""
+    model = randomize(tiny(scheme_name)).train()
+    block = model.blocks[0]
+    grid = Grid(4, 4, 4)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 1 + 64, 32, generator=gen)
+    weights = torch.randn(2, 1 + 64, 32, generator=gen)
+    results = []
+    for run in (
+        lambda x: block(x, grid),
+        lambda x: dense_block(block, x, grid, GROUPS[scheme_name]),
+    ):
+        block.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_()
+        out = run(xi)
+        (out * weights).sum().backward()
+        grads = {n: p.grad.clone() for n, p in block.named_parameters()}
+        results.append((out.detach(), xi.grad, grads))
+    (fast, fast_dx, fast_grads), (dense, dense_dx, dense_grads) = results
+    torch.testing.assert_close(fast, dense, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_dx, dense_dx, atol=1e-4, rtol=1e-4)
+    assert fast_grads.keys() == dense_grads.keys()
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], dense_grads[name], atol=1e-4, rtol=1e-4)
+    fc_grads = [n for n in fast_grads if n.endswith("_fc.weight")]
+    assert len(fc_grads) == len(block.extra_steps)
+    assert all(fast_grads[n].abs().sum() > 0 for n in fc_grads)
+
+
+@pytest.mark.parametrize("scheme_name", ["local_global", "axial", "divided", "joint"])
+def test_cls_only_block_equals_the_cls_row_of_the_dense_reference(scheme_name):
+    model = randomize(tiny(scheme_name))
+    block = model.blocks[-1]
+    grid = Grid(4, 4, 4)
+    x = torch.randn(2, 1 + 64, 32, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        cls = block(x, grid, cls_only=True)
+        dense = dense_block(block, x, grid, GROUPS[scheme_name])
+    assert cls.shape == (2, 1, 32)
+    torch.testing.assert_close(cls, dense[:, :1], atol=1e-5, rtol=1e-5)

@@ -8,7 +8,7 @@ import torch
 import timesformer
 from helpers import clip, randomize, tiny
 from timesformer.errors import ConfigError
-from timesformer.schemes import SCHEMES
+from timesformer.schemes import SCHEMES, Grid
 
 
 def test_registry_lists_the_five_schemes_of_the_paper():
@@ -143,7 +143,7 @@ def test_bad_input_shapes_are_clear_errors():
 def test_inference_fold_of_proj_and_fc_equals_the_two_linears(scheme):
     model = randomize(tiny(scheme))
     x = clip()
-    unfolded = model(x)  # grad enabled: proj and fc applied one after the other
+    unfolded = model(x)  # grad enabled: the fold is computed in the graph, never cached
     with torch.no_grad():
         folded = model(x)
         assert torch.allclose(folded, unfolded, atol=1e-5), (folded - unfolded).abs().max()
@@ -164,3 +164,62 @@ def test_inference_fold_of_proj_and_fc_equals_the_two_linears(scheme):
     assert torch.allclose(replaced, model(x), atol=1e-5)
     unfolded = model(x)
     assert torch.allclose(replaced, unfolded, atol=1e-5)
+
+
+def test_drop_path_scales_the_folded_training_product_as_it_scaled_proj():
+    """Training folds fc(drop_path(proj(y))) into one product: drop_path must still scale proj's
+    part and not fc's bias. Checked against the two linears, with the same random draws."""
+    model = randomize(tiny("divided", drop_path_rate=0.9)).train()
+    block = model.blocks[1]
+
+    grid = Grid(4, 4, 4)
+    x = torch.randn(2, 65, 32, generator=torch.Generator().manual_seed(2))
+
+    def two_linears(x):
+        cls_tok, p = x[:, :1], x[:, 1:]
+        seqs = block.group("temporal", p, grid)
+        res = block.drop_path(block.temporal_attn(block.temporal_norm1(seqs)))
+        p = p + block.temporal_fc(block.ungroup("temporal", res, grid, 2))
+        seqs = block.group("last", p, grid)
+        cls_copies = cls_tok.expand(2, 4, 32).reshape(8, 1, 32)
+        res = block.drop_path(block.attn(block.norm1(torch.cat((cls_copies, seqs), dim=1))))
+        cls_res = res[:, 0].reshape(2, 4, 32).mean(dim=1, keepdim=True)
+        x = torch.cat((cls_tok + cls_res, p + block.ungroup("last", res[:, 1:], grid, 2)), dim=1)
+        return x + block.drop_path(block.mlp(block.norm2(x)))
+
+    for seed in range(3):
+        torch.manual_seed(seed)
+        fast = block(x, grid)
+        torch.manual_seed(seed)
+        torch.testing.assert_close(fast, two_linears(x), atol=1e-5, rtol=1e-5)
+
+
+def test_logits_skip_the_last_blocks_patch_tokens_with_the_same_result(scheme):
+    """``forward`` computes only the cls token in the last block; logits and gradients equal
+    those read from the full final tokens."""
+    model = randomize(tiny(scheme)).train()
+    x = clip()
+    grads = []
+    for full in (False, True):
+        model.zero_grad(set_to_none=True)
+        if full:
+            tokens, grid = model.forward_tokens(x)
+            logits = model.forward_head(model.norm(model.scheme.pool(tokens, grid)))
+        else:
+            logits = model(x)
+        logits.logsumexp(-1).sum().backward()
+        grads.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    (fast, fast_grads), (full, full_grads) = grads
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    for name, g in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_last_block_keeping_its_attention_computes_every_token(scheme):
+    model = randomize(tiny(scheme))
+    attn = model.blocks[-1].attn
+    attn.keep_attention = True
+    with torch.no_grad():
+        model(clip())
+    # Every token's row of the attention weights, not the cls row alone.
+    assert attn.last_attention.shape[-2] == attn.last_attention.shape[-1]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from timesformer.layers.linear import Linear
+from timesformer.layers.linear import Linear, linear
 
 # On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
 # short sequences in bf16/fp16 (2-3x for divided attention's groups of 8 and 197 tokens, forward
@@ -61,12 +61,25 @@ class Attention(nn.Module):
         self.keep_attention = False
         self.last_attention: Tensor | None = None
 
-    def forward(self, x: Tensor, project: bool = True) -> Tensor:
-        """(G, L, D) -> (G, L, D); without ``project``, the heads' output before ``proj``."""
+    def forward(self, x: Tensor, project: bool = True, queries: int | None = None) -> Tensor:
+        """(G, L, D) -> (G, Q, D); without ``project``, the heads' output before ``proj``.
+
+        Every token is a key and a value; with ``queries`` only the first Q tokens are queries
+        (Q = L by default), so the other tokens' queries and outputs are never computed.
+        """
         g, l, d = x.shape
-        # (G, L, 3D) -> (3, G, heads, L, head_dim): q, k, v in the reference's order.
-        qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
+        if queries is None or queries >= l:
+            # (G, L, 3D) -> (3, G, heads, L, head_dim): q, k, v in the reference's order.
+            qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            # Rows [0, D) of the fused weight make q, rows [D, 3D) make k and v.
+            w, b = self.qkv.weight, self.qkv.bias
+            q = linear(x[:, :queries], w[:d], None if b is None else b[:d], self.qkv, "q")
+            kv = linear(x, w[d:], None if b is None else b[d:], self.qkv, "kv")
+            q = q.reshape(g, queries, self.num_heads, self.head_dim).transpose(1, 2)
+            k, v = kv.reshape(g, l, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            l = queries
         drop = self.attn_drop if self.training else 0.0
         if self.fused and not self.keep_attention and not _plain_is_faster(q):
             order = CUDA_SDPA_PRIORITY if q.is_cuda else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from timesformer.layers import Attention, DropPath, Linear, Mlp
@@ -80,6 +81,9 @@ class SchemeBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        # Run each extra step's proj and fc as one product (the same map); False runs the two,
+        # as the reference does (``flops.count_macs`` counts the architecture that way).
+        self.fold_linears = True
 
     # ----------------------------------------------------------------- what a scheme defines
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
@@ -102,30 +106,45 @@ class SchemeBlock(nn.Module):
             for s in self.extra_steps
         ]
 
-    def forward(self, x: Tensor, grid: Grid) -> Tensor:
-        """(B, 1 + N*T, D) -> (B, 1 + N*T, D)."""
+    def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
+        """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``: the cls token
+        alone, for a last block whose patch outputs nobody reads (see ``TimeSformer.forward``)."""
         b, _, d = x.shape
         cls_tok, p = x[:, :1], x[:, 1:]
-        fold = not (self.training or torch.is_grad_enabled())
+        inference = not (self.training or torch.is_grad_enabled())
         for step, norm, attn, fc in self.extra_step_modules():
-            if fold:
-                # Inference: fc(proj(y)) is one linear map, applied once (fc and proj are both
-                # per-token, so the ungrouping permutation between them does not matter).
-                y = attn(norm(self.group(step, p, grid)), project=False)
-                weight, bias = self._folded(step, attn.proj, fc, y.dtype)
+            # fc(proj(y)) is one linear map y W^T + c with W = W_fc W_proj (fc and proj are both
+            # per-token, so the regrouping between them does not matter): one product per token
+            # instead of two.
+            y = attn(norm(self.group(step, p, grid)), project=False)  # (B*G, L, D)
+            if self.fold_linears and inference:
+                weight, bias = self._folded(step, attn.proj, fc, y.dtype)  # cached
                 p = p + linear(self.ungroup(step, y, grid, b), weight, bias, self, step)
-                continue
-            res = self.drop_path(attn(norm(self.group(step, p, grid))))
-            p = p + fc(self.ungroup(step, res, grid, b))
+            elif self.fold_linears and grid.n * grid.t > d:
+                # Training: the fold is part of the graph, D^3 MACs forward (3 D^3 with the
+                # backward) against the M D^2 (3 M D^2) of the product it saves for M tokens:
+                # worth it from one clip's N*T tokens on (a test of the grid, not of the batch,
+                # so that an exported graph keeps a dynamic batch axis).
+                # drop_path scales proj's output, not fc's bias, hence the bias split.
+                weight = fc.weight @ attn.proj.weight
+                res = self.drop_path(F.linear(y, weight, fc.weight @ attn.proj.bias))
+                p = p + (self.ungroup(step, res, grid, b) + fc.bias)
+            else:
+                res = self.drop_path(attn.proj(y))
+                p = p + fc(self.ungroup(step, res, grid, b))
 
         seqs = self.group("last", p, grid)  # (B*G, L, D)
         g = seqs.shape[0] // b
         cls_copies = cls_tok.expand(b, g, d).reshape(b * g, 1, d)
-        res = self.drop_path(self.attn(self.norm1(torch.cat((cls_copies, seqs), dim=1))))
+        queries = 1 if cls_only else None
+        res = self.attn(self.norm1(torch.cat((cls_copies, seqs), dim=1)), queries=queries)
+        res = self.drop_path(res)
         cls_res = res[:, 0].reshape(b, g, d).mean(dim=1, keepdim=True)
-        p_res = self.ungroup("last", res[:, 1:], grid, b)
-
-        x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
+        if cls_only:
+            x = cls_tok + cls_res
+        else:
+            p_res = self.ungroup("last", res[:, 1:], grid, b)
+            x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def _folded(

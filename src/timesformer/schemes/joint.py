@@ -15,9 +15,11 @@ class JointBlock(SchemeBlock):
     name = "joint"
     description = "every token attends to every token of the clip"
 
-    def forward(self, x: Tensor, grid: Grid) -> Tensor:
-        """(B, 1 + N*T, D) -> (B, 1 + N*T, D); the cls token is simply one more token."""
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
+        """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``; the cls token is
+        simply one more token."""
+        res = self.attn(self.norm1(x), queries=1 if cls_only else None)
+        x = (x[:, :1] if cls_only else x) + self.drop_path(res)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:

@@ -20,9 +20,10 @@ class SpaceBlock(SchemeBlock):
     description = "attention among the patches of the same frame; cls averaged over frames"
     uses_time_embed = False
 
-    def forward(self, x: Tensor, grid: Grid) -> Tensor:
-        """(B*T, 1 + N, D) -> (B*T, 1 + N, D)."""
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
+        """(B*T, 1 + N, D) -> (B*T, 1 + N, D), or (B*T, 1, D) with ``cls_only``."""
+        res = self.attn(self.norm1(x), queries=1 if cls_only else None)
+        x = (x[:, :1] if cls_only else x) + self.drop_path(res)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     @classmethod
