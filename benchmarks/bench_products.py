@@ -130,6 +130,28 @@ def replayer(calls: list[tuple]) -> Callable[[], None]:
     return run
 
 
+def inference_macs(ours, peer, x, xp) -> dict[str, int]:
+    """MACs of one inference forward as each model runs it (counted, not timed). The packed
+    linears are switched off for the count: their oneDNN op is not one the recorder reads."""
+    import timesformer.layers.linear as packed
+
+    ours.eval()
+    peer.eval()
+    saved, packed.PACK_CPU_LINEARS = packed.PACK_CPU_LINEARS, False
+    try:
+        with torch.no_grad():
+            ours(x)  # the first call makes the cached folds; count the second
+            counts = {
+                "ours": record(lambda: ours(x)),
+                "peer": record(lambda: peer(pixel_values=xp)),
+            }
+    finally:
+        packed.PACK_CPU_LINEARS = saved
+        ours.train()
+        peer.train()
+    return {name: sum(macs(f, a) for f, a, _ in c) for name, c in counts.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="timed reps of each (3)")
@@ -146,6 +168,7 @@ def main() -> int:
         "peer": train_step(peer, lambda: peer(pixel_values=xp).logits, label, device),
     }
     calls = {name: record(step) for name, step in steps.items()}
+    forward_macs = inference_macs(ours, peer, x, xp)
     n = 2048
     a, b = torch.randn(n, n).bfloat16(), torch.randn(n, n).bfloat16()
     fns = dict(steps)
@@ -159,6 +182,10 @@ def main() -> int:
     rows = [
         ("products per step (calls)", *(f"{len(calls[k])}" for k in steps)),
         ("their MACs (G)", *(f"{work[k] / 1e9:.1f}" for k in steps)),
+        (
+            "MACs of an inference forward, for comparison (G)",
+            *(f"{forward_macs[k] / 1e9:.1f}" for k in steps),
+        ),
         ("products alone (ms)", *(f"{t[k + ' products'] * 1e3:.0f}" for k in steps)),
         (
             "products' rate, of the matmul limit",
