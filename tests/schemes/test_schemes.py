@@ -194,19 +194,33 @@ def test_drop_path_scales_the_folded_training_product_as_it_scaled_proj():
         torch.testing.assert_close(fast, two_linears(x), atol=1e-5, rtol=1e-5)
 
 
-def test_logits_skip_the_last_blocks_patch_tokens_with_the_same_result(scheme):
-    """``forward`` computes only the cls token in the last block; logits and gradients equal
-    those read from the full final tokens."""
+def _logits(model, x, cls_only: bool):
+    tokens, grid = model.forward_tokens(x, cls_only=cls_only)
+    assert (tokens.shape[1] == 1) == cls_only
+    return model.forward_head(model.norm(model.scheme.pool(tokens, grid)))
+
+
+def test_logits_at_inference_skip_the_last_blocks_patch_tokens(scheme):
+    model = randomize(tiny(scheme))
+    x = clip()
+    calls = []
+    hook = model.blocks[-1].register_forward_hook(lambda m, i, out: calls.append(out.shape[1]))
+    with torch.no_grad():
+        full = _logits(model, x, cls_only=False)
+        torch.testing.assert_close(model(x), full, atol=1e-5, rtol=1e-5)
+    # With gradients, forward keeps the full computation (the same float path as before).
+    model(x)
+    hook.remove()
+    assert calls[1] == 1 and calls[0] == calls[2] > 1
+
+
+def test_cls_only_tokens_give_the_same_logits_and_gradients(scheme):
     model = randomize(tiny(scheme)).train()
     x = clip()
     grads = []
-    for full in (False, True):
+    for cls_only in (True, False):
         model.zero_grad(set_to_none=True)
-        if full:
-            tokens, grid = model.forward_tokens(x)
-            logits = model.forward_head(model.norm(model.scheme.pool(tokens, grid)))
-        else:
-            logits = model(x)
+        logits = _logits(model, x, cls_only)
         logits.logsumexp(-1).sum().backward()
         grads.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
     (fast, fast_grads), (full, full_grads) = grads
