@@ -203,3 +203,24 @@ def test_compiled_run_trains(synth_root, tmp_path):
         "_orig_mod" in k
         for k in weights(tmp_path / "run" / "checkpoints" / "epoch_001.safetensors")
     )
+
+
+def test_resume_finishes_the_prune_a_stop_left_undone(synth_root, tmp_path):
+    """A kill between writing an epoch and pruning leaves keep_last + 1 checkpoints; resuming
+    from the newest prunes them, resuming from an older one (the newest broken) deletes nothing."""
+    import shutil
+
+    out = tmp_path / "run"
+    Trainer(load_config(overrides=tiny_overrides(synth_root, out))).fit()
+    ckpts = out / "checkpoints"
+    assert [e for e, _ in epoch_checkpoints(ckpts)] == [1, 2]
+    shutil.copy(ckpts / "epoch_001.safetensors", ckpts / "epoch_000.safetensors")
+    resumed = Trainer(load_config(overrides=tiny_overrides(synth_root, out)))
+    assert resumed.resumed_from == ckpts / "epoch_002.safetensors"
+    assert [e for e, _ in epoch_checkpoints(ckpts)] == [1, 2]
+
+    shutil.copy(ckpts / "epoch_001.safetensors", ckpts / "epoch_000.safetensors")
+    (ckpts / "epoch_002.safetensors").write_bytes(b"broken")
+    resumed = Trainer(load_config(overrides=tiny_overrides(synth_root, out)))
+    assert resumed.resumed_from == ckpts / "epoch_001.safetensors"
+    assert [e for e, _ in epoch_checkpoints(ckpts)] == [0, 1, 2]

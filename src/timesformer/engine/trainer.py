@@ -118,6 +118,12 @@ class Trainer:
             except OSError as err:
                 raise ConfigError(f"run.out {self.out}: cannot make the folder ({err})") from None
             _remove_stale_temps(self.out, self.ckpt_dir)
+            newest = [path for _, path in S.epoch_checkpoints(self.ckpt_dir)[-1:]]
+            if self.resumed_from is not None and newest == [self.resumed_from]:
+                # A stop between writing an epoch and pruning the old ones leaves one checkpoint
+                # too many; the resume finishes the prune (only from the newest checkpoint: when
+                # that one did not load, nothing is deleted).
+                S.prune(self.ckpt_dir, cfg.run.keep_last)
             (self.out / "config.yaml").write_text(to_yaml(cfg))
         self.net: torch.nn.Module = self.model
         if cfg.run.compile:
