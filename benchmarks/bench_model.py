@@ -605,12 +605,18 @@ def main() -> int:
 
         text = suite_scaling(device, args.grid, args.max_seconds, args.max_gib)
         name = f"model_scaling_{tag}.md"
-    out = Path(args.out) if args.out else RESULTS / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    print(f"wrote {out}", file=sys.stderr)
+    write_result(text, name, args.out)
     return 0
+
+
+def write_result(text: str, name: str, out: str | None = None) -> Path:
+    """Write a result table to ``out`` or ``benchmarks/results/name``, and show it."""
+    path = Path(out) if out else RESULTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+    print(f"wrote {path}", file=sys.stderr)
+    return path
 
 
 if __name__ == "__main__":

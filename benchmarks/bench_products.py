@@ -21,10 +21,9 @@ import argparse
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from bench_model import RESULTS, _machine, alternate, build_pair, inputs, train_step
+from bench_model import _machine, alternate, build_pair, inputs, train_step, write_result
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
@@ -218,10 +217,7 @@ def main() -> int:
         f"Timed in {time.perf_counter() - t0:.0f} s. Command: "
         "`.venv/bin/python benchmarks/bench_products.py`",
     ]
-    text = "\n".join(lines) + "\n"
-    out = Path(args.out) if args.out else RESULTS / "training_products_cpu.md"
-    out.write_text(text)
-    print(text)
+    write_result("\n".join(lines) + "\n", "training_products_cpu.md", args.out)
     return 0
 
 

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import torch
+from bench_model import write_result
 
 from timesformer.demo import DemoSettings, run_demo
 from timesformer.model import TimeSformer
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _cls_only_always(self: TimeSformer, x: torch.Tensor) -> torch.Tensor:
@@ -68,10 +67,7 @@ def main() -> int:
         f"Ran in {time.perf_counter() - t0:.0f} s. Command: "
         f"`.venv/bin/python benchmarks/demo_seeds.py --seeds {args.seeds}`",
     ]
-    text = "\n".join(lines) + "\n"
-    path = Path(args.out) if args.out else RESULTS / "demo_seeds.md"
-    path.write_text(text)
-    print(text)
+    write_result("\n".join(lines) + "\n", "demo_seeds.md", args.out)
     return 0
 
 
