@@ -108,7 +108,8 @@ class SchemeBlock(nn.Module):
 
     def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
         """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``: the cls token
-        alone, for a last block whose patch outputs nobody reads (see ``TimeSformer.forward``)."""
+        alone, for a last block whose patch outputs nobody reads
+        (see ``TimeSformer.forward_features``)."""
         b, _, d = x.shape
         cls_tok, p = x[:, :1], x[:, 1:]
         inference = not (self.training or torch.is_grad_enabled())
