@@ -118,8 +118,8 @@ class Trainer:
             except OSError as err:
                 raise ConfigError(f"run.out {self.out}: cannot make the folder ({err})") from None
             _remove_stale_temps(self.out, self.ckpt_dir)
-            newest = [path for _, path in S.epoch_checkpoints(self.ckpt_dir)[-1:]]
-            if self.resumed_from is not None and newest == [self.resumed_from]:
+            resumed = self.resumed_from
+            if resumed is not None and resumed == S.epoch_checkpoints(self.ckpt_dir)[-1][1]:
                 # A stop between writing an epoch and pruning the old ones leaves one checkpoint
                 # too many; the resume finishes the prune (only from the newest checkpoint: when
                 # that one did not load, nothing is deleted).

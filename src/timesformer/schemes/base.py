@@ -148,6 +148,13 @@ class SchemeBlock(nn.Module):
             x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
+    def one_step(self, x: Tensor, cls_only: bool) -> Tensor:
+        """A plain ViT block over every token of x (G, L, D), for the one-step schemes (joint,
+        space): (G, L, D), or (G, 1, D), the first token alone, with ``cls_only``."""
+        res = self.attn(self.norm1(x), queries=1 if cls_only else None)
+        x = (x[:, :1] if cls_only else x) + self.drop_path(res)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
     def _folded(
         self, step: str, proj: nn.Linear, fc: nn.Linear, dtype: torch.dtype
     ) -> tuple[Tensor, Tensor]:

@@ -18,9 +18,7 @@ class JointBlock(SchemeBlock):
     def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
         """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``; the cls token is
         simply one more token."""
-        res = self.attn(self.norm1(x), queries=1 if cls_only else None)
-        x = (x[:, :1] if cls_only else x) + self.drop_path(res)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.one_step(x, cls_only)
 
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
         return p

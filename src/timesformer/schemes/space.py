@@ -22,9 +22,7 @@ class SpaceBlock(SchemeBlock):
 
     def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
         """(B*T, 1 + N, D) -> (B*T, 1 + N, D), or (B*T, 1, D) with ``cls_only``."""
-        res = self.attn(self.norm1(x), queries=1 if cls_only else None)
-        x = (x[:, :1] if cls_only else x) + self.drop_path(res)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.one_step(x, cls_only)
 
     @classmethod
     def pack(cls, cls_tok: Tensor, patches: Tensor) -> Tensor:
