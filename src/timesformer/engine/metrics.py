@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+log = logging.getLogger("timesformer")
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict:
@@ -34,8 +37,10 @@ class RunLog:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(folder / "tensorboard"))
-            except Exception:
-                self.tb = None
+            except ImportError:
+                log.info("TensorBoard logging is off: the tensorboard package is not installed")
+            except Exception as err:  # a folder it cannot write, a broken install
+                log.warning("TensorBoard logging is off: %s", err)
 
     def write(self, record: dict[str, Any], step: int | None = None) -> None:
         if not self.enabled:
