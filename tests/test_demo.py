@@ -23,7 +23,8 @@ def test_pair_metrics_separate_finding_the_pair_from_the_direction():
 
 def test_miniature_demo_writes_its_report(tmp_path):
     settings = DemoSettings(out=tmp_path, schemes=("space", "divided"), train_per_class=6,
-                            val_per_class=2, epochs=1, progress=False)  # fmt: skip
+                            val_per_class=2, epochs=1, progress=False,
+                            overrides=("optim.lr=0.0005",))  # fmt: skip
     lines: list[str] = []
     results = run_demo(settings, log=lines.append)
     assert [r.attention for r in results] == ["space", "divided"]
@@ -33,3 +34,7 @@ def test_miniature_demo_writes_its_report(tmp_path):
     assert "space" in report and "divided" in report
     assert (tmp_path / "summary.png").stat().st_size > 1000
     assert (tmp_path / "divided" / "confusion.png").is_file()
+    # The extra overrides reach every scheme's run, after the demo's own.
+    for scheme in ("space", "divided"):
+        config = (tmp_path / scheme / "config.yaml").read_text()
+        assert "lr: 0.0005" in config and "epochs: 1" in config

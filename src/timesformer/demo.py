@@ -30,9 +30,11 @@ class DemoSettings:
     pairs: tuple[str, ...] = ("horizontal", "vertical", "depth")
     train_per_class: int = 300
     val_per_class: int = 50
-    epochs: int = 12
+    epochs: int = 20
     seed: int = 0
     progress: bool = True
+    # Further config overrides ("key=value") for every scheme, after the demo's own.
+    overrides: tuple[str, ...] = ()
 
     @classmethod
     def quick(cls, **kw) -> DemoSettings:
@@ -104,6 +106,7 @@ def run_demo(s: DemoSettings, log=print) -> list[SchemeResult]:
                 "run.resume=false",
                 f"run.progress={str(s.progress).lower()}",
                 "run.tensorboard=false",
+                *s.overrides,
             ],
         )
         log(f"training {attention} ...")

@@ -142,15 +142,12 @@ class TimeSformer(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> the pooled clip embedding (B, D), after the final LayerNorm."""
-        # Only the cls token leaves the last block, so at inference its patch tokens' queries,
-        # outputs and MLP are skipped: about 5% of TimeSformer-Base's MACs. Not while the last
-        # block keeps its attention weights for someone to read. Not with gradients either: the
-        # result is the same there too (tests check the gradients), but the other order of float
-        # sums sends a training run down another path, and the built-in demo's divided run
-        # proved to depend on such paths (README, Performance); ``forward_tokens(x,
-        # cls_only=True)`` is there for training that wants the saving.
+        # Only the cls token leaves the last block, so its patch tokens' queries, outputs and MLP
+        # are skipped: about 5% of TimeSformer-Base's MACs, in inference and in training (the
+        # same logits and gradients; tests check both). Not while the last block keeps its
+        # attention weights for someone to read.
         keeps = any(m.keep_attention for m in self.blocks[-1].modules() if isinstance(m, Attention))
-        cls_only = not (keeps or torch.is_grad_enabled())
+        cls_only = not keeps
         tokens, grid = self.forward_tokens(x, cls_only=cls_only)
         return self.norm(self.scheme.pool(tokens, grid))
 

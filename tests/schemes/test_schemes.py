@@ -200,7 +200,7 @@ def _logits(model, x, cls_only: bool):
     return model.forward_head(model.norm(model.scheme.pool(tokens, grid)))
 
 
-def test_logits_at_inference_skip_the_last_blocks_patch_tokens(scheme):
+def test_forward_skips_the_last_blocks_patch_tokens_in_inference_and_training(scheme):
     model = randomize(tiny(scheme))
     x = clip()
     calls = []
@@ -208,10 +208,13 @@ def test_logits_at_inference_skip_the_last_blocks_patch_tokens(scheme):
     with torch.no_grad():
         full = _logits(model, x, cls_only=False)
         torch.testing.assert_close(model(x), full, atol=1e-5, rtol=1e-5)
-    # With gradients, forward keeps the full computation (the same float path as before).
-    model(x)
+    # With gradients too: the same logits, and the gradients reach every parameter.
+    logits = model(x)
+    logits.logsumexp(-1).sum().backward()
     hook.remove()
-    assert calls[1] == 1 and calls[0] == calls[2] > 1
+    assert calls[0] > 1 and calls[1] == calls[2] == 1
+    torch.testing.assert_close(logits.detach(), full, atol=1e-5, rtol=1e-5)
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_cls_only_tokens_give_the_same_logits_and_gradients(scheme):
