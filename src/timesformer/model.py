@@ -147,8 +147,7 @@ class TimeSformer(nn.Module):
         # same logits and gradients; tests check both). Not while the last block keeps its
         # attention weights for someone to read.
         keeps = any(m.keep_attention for m in self.blocks[-1].modules() if isinstance(m, Attention))
-        cls_only = not keeps
-        tokens, grid = self.forward_tokens(x, cls_only=cls_only)
+        tokens, grid = self.forward_tokens(x, cls_only=not keeps)
         return self.norm(self.scheme.pool(tokens, grid))
 
     def forward_head(self, features: Tensor) -> Tensor:
