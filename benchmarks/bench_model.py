@@ -399,24 +399,43 @@ def _with_backend(backend):
     return fn
 
 
-def _attention_kernels(device: torch.device) -> dict:
+def _sums(q, k, v):
+    from timesformer.layers.attention import _attend_by_sums
+
+    return _attend_by_sums(q, k, v, q.shape[-1] ** -0.5)
+
+
+SUMS_MAX_LEN = 64  # the sums path's (G, heads, L, L, head_dim) work grows as L^2: short only
+
+
+def _attention_kernels(device: torch.device, compiled: bool = False) -> dict:
     kernels = {"sdpa": F.scaled_dot_product_attention, "plain": _plain}
     if device.type == "cuda":
         from torch.nn.attention import SDPBackend
 
         for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"):
             kernels[name.split("_")[0].lower()] = _with_backend(getattr(SDPBackend, name))
+    if compiled:
+        # One graph per shape and grad mode: room for all of them in dynamo's cache.
+        torch._dynamo.config.cache_size_limit = 64
+        kernels["plain compiled"] = torch.compile(_plain, dynamic=False)
+        kernels["sums compiled"] = torch.compile(_sums, dynamic=False)
     return kernels
 
 
-def _attention_times(dtype, groups: int, length: int, reps: int, device) -> tuple[dict, dict]:
-    """Median seconds of each kernel (SDPA, the plain path, and on CUDA each of SDPA's own
-    kernels), forward and forward + backward; None where a kernel refuses the input."""
+def _attention_times(
+    dtype, groups: int, length: int, reps: int, device, compiled: bool = False
+) -> tuple[dict, dict]:
+    """Median seconds of each kernel (SDPA, the plain path, on CUDA each of SDPA's own kernels,
+    with ``compiled`` the plain and sums paths under torch.compile), forward and forward +
+    backward; None where a kernel refuses the input."""
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(groups, 12, length, 64, generator=gen).to(device, dtype) for _ in "qkv")
     qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
     usable = {}
-    for name, fn in _attention_kernels(device).items():
+    for name, fn in _attention_kernels(device, compiled).items():
+        if name == "sums compiled" and length > SUMS_MAX_LEN:
+            continue
         try:
             fn(qg, kg, vg).sum().backward()
             usable[name] = fn
@@ -432,14 +451,15 @@ def _attention_times(dtype, groups: int, length: int, reps: int, device) -> tupl
     return fwd, both
 
 
-def suite_attention(device: torch.device, reps: int, batch: int = 1) -> str:
+def suite_attention(device: torch.device, reps: int, batch: int = 1, compiled: bool = False) -> str:
     """SDPA against the plain path (two batched products and a softmax) for the group shapes of
     divided (196 groups of 8, 8 groups of 197) and joint (1 group of 1569) attention at 8 x 224
-    times ``batch``, 12 heads of 64, forward alone and forward + backward. On CUDA each of SDPA's
-    kernels (flash, efficient, cuDNN) is timed too."""
+    times ``batch``, and 196 groups of 16 (HR's temporal length), 12 heads of 64, forward alone
+    and forward + backward. On CUDA each of SDPA's kernels (flash, efficient, cuDNN) is timed
+    too; with ``compiled``, the plain path and the sums path under torch.compile."""
     from timesformer.layers.attention import CPU_PLAIN_MAX_LEN
 
-    names = list(_attention_kernels(device))
+    names = list(_attention_kernels(device, compiled))
     where = "a CUDA device" if device.type == "cuda" else "the CPU"
     lines = [
         f"# Attention kernels on {where}: SDPA against the plain path",
@@ -455,8 +475,8 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1) -> str:
         "|---|---|" + "---:|" * (2 * len(names)),
     ]
     for dtype in (torch.float32, torch.bfloat16):
-        for groups, length in ((196, 8), (8, 197), (1, 1569)):
-            fwd, both = _attention_times(dtype, groups * batch, length, reps, device)
+        for groups, length in ((196, 8), (196, 16), (8, 197), (1, 1569)):
+            fwd, both = _attention_times(dtype, groups * batch, length, reps, device, compiled)
             cells = [f"{t[n] * 1e3:.2f}" if n in t else "-" for t in (fwd, both) for n in names]
             lines.append(
                 f"| {str(dtype).removeprefix('torch.')} | {groups * batch} x {length} | "
@@ -470,12 +490,18 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1) -> str:
         else "`timesformer.layers.attention` on CUDA: see `CUDA_PLAIN_MAX_LEN` and "
         "`CUDA_SDPA_PRIORITY` there."
     )
+    if compiled:
+        rule += (
+            " Under torch.compile it takes the sums path (`sums compiled`) for groups up to "
+            "`COMPILED_SUMS_MAX_LEN` tokens."
+        )
     lines += [
         "",
         rule,
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite attention"
-        + (f" --device cuda --batch {batch}`" if device.type == "cuda" else "`"),
+        + (f" --device cuda --batch {batch}" if device.type == "cuda" else "")
+        + (" --compile`" if compiled else "`"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -557,7 +583,14 @@ def main() -> int:
         "--batch", default="1", help="variants: clips per batch, or per variant: base=16,hr=2"
     )
     parser.add_argument(
-        "--compile", action="store_true", help="variants: also ours under torch.compile"
+        "--compile",
+        action="store_true",
+        help="variants: also ours under torch.compile; attention: compiled plain and sums paths",
+    )
+    parser.add_argument(
+        "--compiled-ours",
+        default="default",
+        help="variants: attention settings of compiled ours (default,nosums,sums16)",
     )
     parser.add_argument(
         "--ours", default="default", help="variants: attention settings of ours (sdpa,plain96)"
@@ -580,7 +613,7 @@ def main() -> int:
         text, name = suite_cpu(device, args.reps, not args.no_compile), f"model_{tag}.md"
     elif args.suite == "attention":
         batch = int(args.batch)
-        text, name = suite_attention(device, args.reps, batch), f"attention_{tag}.md"
+        text, name = suite_attention(device, args.reps, batch, args.compile), f"attention_{tag}.md"
     elif args.suite == "linear":
         text, name = suite_linear(device, args.reps), f"linear_{tag}.md"
     elif args.suite == "memory":
@@ -596,7 +629,9 @@ def main() -> int:
             batches,
             args.reps,
             args.peak_tflops,
-            args.compile,
+            [o.strip() for o in args.compiled_ours.split(",") if o.strip()]
+            if args.compile
+            else None,
             [o.strip() for o in args.ours.split(",") if o.strip()],
         )
         name = f"variants_{tag}.md"

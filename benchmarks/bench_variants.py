@@ -8,9 +8,10 @@ dense bf16 figure, e.g. 989 for an H100 SXM) and over a large matrix product mea
 run. Targets from the performance issue: at least 2x the peer's inference throughput for HR, and
 at least 45% of the peak in a training step. Run through ``bench_model.py --suite variants``.
 ``--batch`` takes one batch size for all variants or one per variant (``base=16,hr=2,large=2``);
-``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager;
-``--ours sdpa,plain96,flash`` times ours under several choices of the attention layer's CUDA
-kernels (see ``_settings``) against the same peer.
+``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager, under
+each setting of ``--compiled-ours`` (the library's by default; ``nosums`` turns off the compiled
+sums path for short groups); ``--ours sdpa,plain96,flash`` times ours under several choices of the
+attention layer's CUDA kernels (see ``_settings``) against the same peer.
 Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
 its memory columns are only the rise of the resident set.
 """
@@ -59,8 +60,20 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     return {v: int(pairs.get(v, 1)) for v in variants}
 
 
-def _settings(names: list[str]) -> dict[str, tuple[int, list | None]]:
-    """``--ours`` settings -> (plain-path max length, SDPA kernel priority) on CUDA."""
+Setting = tuple[int, "list | None", int]
+
+
+def _library() -> Setting:
+    return (
+        attention.CUDA_PLAIN_MAX_LEN,
+        attention.CUDA_SDPA_PRIORITY,
+        attention.COMPILED_SUMS_MAX_LEN["cuda"],
+    )
+
+
+def _settings(names: list[str]) -> dict[str, Setting]:
+    """``--ours`` settings -> (plain-path max length, SDPA kernel priority, compiled sums max
+    length) on CUDA."""
     from torch.nn.attention import SDPBackend
 
     flash = [
@@ -69,12 +82,15 @@ def _settings(names: list[str]) -> dict[str, tuple[int, list | None]]:
         SDPBackend.CUDNN_ATTENTION,
         SDPBackend.MATH,
     ]
+    plain, order, sums = _library()
     known = {
-        "default": (attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY),
-        "sdpa": (0, None),
-        "plain96": (96, None),
-        "flash": (0, flash),
-        "plain96+flash": (96, flash),
+        "default": (plain, order, sums),
+        "sdpa": (0, None, sums),
+        "plain96": (96, None, sums),
+        "flash": (0, flash, sums),
+        "plain96+flash": (96, flash, sums),
+        "nosums": (plain, order, 0),
+        "sums16": (plain, order, 16),
     }
     unknown = set(names) - set(known)
     if unknown:
@@ -82,21 +98,31 @@ def _settings(names: list[str]) -> dict[str, tuple[int, list | None]]:
     return {n: known[n] for n in names}
 
 
-def _as(setting: tuple[int, list | None], fn):
-    """``fn`` run with the attention layer's CUDA choices set to ``setting``."""
+def _set(setting: Setting) -> None:
+    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY, sums = setting
+    attention.COMPILED_SUMS_MAX_LEN["cuda"] = sums
+
+
+def _as(setting: Setting, fn):
+    """``fn`` run with the attention layer's CUDA choices set to ``setting`` (a compiled ``fn``
+    is guarded on them, so each setting gets its own graph)."""
 
     def run():
-        attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY = setting
+        _set(setting)
         return fn()
 
     return run
 
 
+def _compiled_name(name: str, compiled: dict) -> str:
+    return "ours compiled" if list(compiled) == ["default"] else f"ours compiled {name}"
+
+
 def _measure(
-    name: str, device: torch.device, batch: int, reps: int, compiled: bool, settings: dict
+    name: str, device: torch.device, batch: int, reps: int, compiled: dict, settings: dict
 ) -> dict:
     frames, size = VARIANTS[name]
-    library = (attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY)
+    library = _library()
     macs = count_macs(model_config("timesformer_base", attention="divided"), frames, size) * batch
     ours, peer = build_pair("divided", frames, size, device)
     x, xp = inputs(frames, size, device, batch)
@@ -112,9 +138,10 @@ def _measure(
     if compiled:
         _allow_inductor_cantsplit()
         fast = torch.compile(ours)
-        fns["ours compiled"] = step(ours, lambda: fast(x))
+    for k, v in compiled.items():
+        fns[_compiled_name(k, compiled)] = _as(v, step(ours, lambda: fast(x)))
     train = alternate(fns, reps, device)
-    train_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if k != "ours compiled"}
+    train_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if "compiled" not in k}
     ours.eval().to(torch.bfloat16)
     peer.eval()
     x16 = x.to(torch.bfloat16)
@@ -128,10 +155,11 @@ def _measure(
         fns["peer"] = peer_infer
         if compiled:
             fast_infer = torch.compile(ours, options={"freezing": True})
-            fns["ours compiled"] = lambda: fast_infer(x16)
+        for k, v in compiled.items():
+            fns[_compiled_name(k, compiled)] = _as(v, lambda: fast_infer(x16))
         infer = alternate(fns, reps, device)
-        infer_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if k != "ours compiled"}
-    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY = library
+        infer_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if "compiled" not in k}
+    _set(library)
     return {
         "name": name,
         "batch": batch,
@@ -169,16 +197,18 @@ def suite_variants(
     batches: dict[str, int],
     reps: int,
     peak_tflops: float | None,
-    compiled: bool = False,
+    compiled: list[str] | None = None,
     ours: list[str] | None = None,
 ) -> str:
     settings = _settings(ours or ["default"])
-    who = [f"ours {k}" for k in settings] + (["ours compiled"] if compiled else [])
+    compiled_settings = _settings(compiled) if compiled else {}
+    who = [f"ours {k}" for k in settings]
+    who += [_compiled_name(k, compiled_settings) for k in compiled_settings]
     limit = _matmul_macs_per_s(device)
     print(f"matrix-product limit {limit * 2 / 1e12:.1f} TFLOP/s", flush=True)
     rows = []
     for v in variants:
-        rows.append(_measure(v, device, batches[v], reps, compiled, settings))
+        rows.append(_measure(v, device, batches[v], reps, compiled_settings, settings))
         for w in who:
             print(_row(rows[-1], w, limit, peak_tflops), flush=True)
     lines = [
@@ -201,13 +231,15 @@ def suite_variants(
         "`torch.compile` against the eager peer. The `ours` column names the attention layer's "
         "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
         "plain path for groups up to N tokens, `flash` the flash kernel first; `default` is "
-        "the library's setting. Targets: HR inference at least 2x the "
-        "peer; a training step at least 45% of the bf16 peak.",
+        "the library's setting; `nosums` and `sums16` change only the compiled sums path "
+        "(`COMPILED_SUMS_MAX_LEN`: off, or groups up to 16 tokens). Targets: HR inference "
+        "at least 2x the peer; a training step at least 45% of the bf16 peak.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "
         f"--variants {','.join(variants)} --batch "
         + ",".join(f"{v}={batches[v]}" for v in variants)
         + (" --compile" if compiled else "")
+        + (f" --compiled-ours {','.join(compiled)}" if compiled and compiled != ["default"] else "")
         + (f" --ours {','.join(settings)}" if list(settings) != ["default"] else "")
         + (f" --peak-tflops {peak_tflops:g}`" if peak_tflops else "`"),
     ]

@@ -4,6 +4,7 @@
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh      # on a machine with a CUDA GPU
 #   STAGES="cuda_tests profile" OUT=/tmp/gpu bash benchmarks/gpu_check.sh   # some stages only
+#   STAGES="compiled_hr" COMPILED_VARIANTS=hr COMPILED_OURS=default,sums16 OUT=... bash ...
 #
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
@@ -25,7 +26,7 @@ peak=${PEAK_TFLOPS:-989}  # dense bf16 of an H100 SXM (the H200's is the same)
 } >"$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 
-STAGES=${STAGES:-cuda_tests attention variants compiled profile}
+STAGES=${STAGES:-cuda_tests attention variants compiled_base compiled_hr profile_compiled profile}
 stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
     local name=$1 limit=$2
     shift 2
@@ -36,7 +37,7 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.l
     tail -n 25 "$OUT/$name.log"
 }
 
-stage cuda_tests 180 $PY -m pytest tests/gpu -q -p no:cacheprovider
+stage cuda_tests ${TESTS_LIMIT:-180} $PY -m pytest tests/gpu -q -p no:cacheprovider
 stage attention 90 $PY benchmarks/bench_model.py --suite attention --device cuda --batch 32 \
     --reps 10 --out "$OUT/attention_gpu.md"
 stage variants 200 $PY benchmarks/bench_model.py --suite variants --device cuda \
@@ -44,7 +45,17 @@ stage variants 200 $PY benchmarks/bench_model.py --suite variants --device cuda 
     --ours "${OURS:-default}" --out "$OUT/variants_gpu.md"
 # torch 2.11's inductor trips an assertion in its coalescing analysis on our training graph.
 export TORCHINDUCTOR_COALESCE_TILING_ANALYSIS=0
-stage compiled ${COMPILED_LIMIT:-200} $PY benchmarks/bench_model.py --suite variants --device cuda \
-    --variants "${COMPILED_VARIANTS:-base,hr}" --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" --compile \
-    --out "$OUT/variants_gpu_compiled.md"
+# One stage per compiled variant, so that a slow compile of one cannot take the others' rows.
+declare -A BATCH=([base]=32 [hr]=2 [large]=2)
+for v in ${COMPILED_VARIANTS:-base hr}; do
+    ours="COMPILED_OURS_$v"  # per variant, e.g. COMPILED_OURS_hr=default,sums16
+    stage "compiled_$v" ${COMPILED_LIMIT:-200} $PY benchmarks/bench_model.py --suite variants \
+        --device cuda --variants "$v" --batch "${BATCH[$v]}" --reps 6 --peak-tflops "$peak" \
+        --compile --compiled-ours "${!ours:-${COMPILED_OURS:-default,nosums}}" \
+        --out "$OUT/variants_gpu_compiled_$v.md"
+done
+stage profile_compiled 100 $PY benchmarks/profile_step.py --what train --device cuda --batch 32 \
+    --rows 30 --compile --no-peer
+stage attention_compiled 150 $PY benchmarks/bench_model.py --suite attention --device cuda \
+    --batch 32 --reps 10 --compile --out "$OUT/attention_gpu_compiled.md"
 stage profile 90 $PY benchmarks/profile_step.py --what train --device cuda --batch 32 --rows 25

@@ -8,6 +8,10 @@ operators by self time (GPU kernel time with ``--device cuda``).
     .venv/bin/python benchmarks/profile_step.py --what train
     .venv/bin/python benchmarks/profile_step.py --what infer --attention joint
     python3 benchmarks/profile_step.py --what train --device cuda --batch 32
+    python3 benchmarks/profile_step.py --what train --device cuda --batch 32 --compile --no-peer
+
+``--compile`` profiles ours under ``torch.compile`` (the peer stays eager); ``--setting`` picks
+the attention layer's CUDA choices by the names of ``bench_variants.py`` (``nosums``, ...).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 
 import torch
 from bench_model import autocast, build_pair, inputs, train_step
+from bench_variants import _allow_inductor_cantsplit, _set, _settings
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -26,8 +31,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="ours under torch.compile")
+    parser.add_argument("--setting", default="default", help="attention choices (CUDA)")
+    parser.add_argument("--no-peer", action="store_true", help="profile ours only")
     args = parser.parse_args()
     device = torch.device(args.device)
+    _set(_settings([args.setting])[args.setting])
     ours, peer = build_pair(args.attention, 8, 224, device)
     x, xp = inputs(8, 224, device, args.batch)
     label = torch.full((args.batch,), 3, device=device)
@@ -50,16 +59,20 @@ def main() -> None:
             return
         train_step(model, fn, label, device)()
 
-    for name, model, fn in (
-        ("ours", ours, lambda: ours(x)),
-        ("peer", peer, lambda: peer(pixel_values=xp).logits),
-    ):
+    fast = ours
+    if args.compile:
+        _allow_inductor_cantsplit()
+        fast = torch.compile(ours, options={"freezing": True} if args.what == "infer" else None)
+    pairs = [("ours" + (" compiled" if args.compile else ""), ours, lambda: fast(x))]
+    if not args.no_peer:
+        pairs.append(("peer", peer, lambda: peer(pixel_values=xp).logits))
+    for name, model, fn in pairs:
         run(model, fn)
         with profile(activities=activities) as prof:
             run(model, fn)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-        print(f"\n{name}, {args.attention}, bf16 {args.what}, batch {args.batch}")
+        print(f"\n{name}, {args.attention}, bf16 {args.what}, batch {args.batch}, {args.setting}")
         print(prof.key_averages().table(sort_by=sort, row_limit=args.rows))
 
 

@@ -98,3 +98,45 @@ def test_attention_with_fewer_queries_equals_the_first_rows(grad):
         changed = attn(x, queries=2)
         assert not torch.allclose(changed, few, atol=1e-3)
         torch.testing.assert_close(changed, attn(x)[:, :2], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_by_sums_equals_the_plain_path_forward_and_backward():
+    from timesformer.layers.attention import _attend_by_sums
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(5, 4, 8, 16, generator=g, requires_grad=True) for _ in range(3))
+    ref = ((q * 0.25) @ k.transpose(-2, -1)).softmax(-1) @ v
+    out = _attend_by_sums(q, k, v, 0.25)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+    refs = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    for a, b in zip(grads, refs, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_compiled_attention_takes_the_sums_path_for_short_groups(monkeypatch):
+    """Under torch.compile, groups up to ``COMPILED_SUMS_MAX_LEN`` attend by sums (switched on
+    for the CPU here, where it is off by default); outputs and gradients equal eager's."""
+    import timesformer.layers.attention as attention
+
+    calls = []
+    real = attention._attend_by_sums
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(attention, "_attend_by_sums", spy)
+    monkeypatch.setitem(attention.COMPILED_SUMS_MAX_LEN, "cpu", 8)
+    torch.manual_seed(0)
+    attn = Attention(32, 4)
+    x = torch.randn(6, 8, 32, requires_grad=True)
+    eager = attn(x)
+    assert not calls  # eager: the plain or fused path
+    torch._dynamo.reset()
+    compiled = torch.compile(attn)(x)
+    assert calls == [(6, 4, 8, 8)]
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    (ge,) = torch.autograd.grad(eager.sum(), x)
+    (gc,) = torch.autograd.grad(compiled.sum(), x)
+    torch.testing.assert_close(gc, ge, atol=1e-5, rtol=1e-5)
