@@ -399,15 +399,6 @@ def _with_backend(backend):
     return fn
 
 
-def _sums(q, k, v):
-    from timesformer.layers.attention import _attend_by_sums
-
-    return _attend_by_sums(q, k, v, q.shape[-1] ** -0.5)
-
-
-SUMS_MAX_LEN = 64  # the sums path's (G, heads, L, L, head_dim) work grows as L^2: short only
-
-
 def _attention_kernels(device: torch.device, compiled: bool = False) -> dict:
     kernels = {"sdpa": F.scaled_dot_product_attention, "plain": _plain}
     if device.type == "cuda":
@@ -419,7 +410,6 @@ def _attention_kernels(device: torch.device, compiled: bool = False) -> dict:
         # One graph per shape and grad mode: room for all of them in dynamo's cache.
         torch._dynamo.config.cache_size_limit = 64
         kernels["plain compiled"] = torch.compile(_plain, dynamic=False)
-        kernels["sums compiled"] = torch.compile(_sums, dynamic=False)
     return kernels
 
 
@@ -427,15 +417,13 @@ def _attention_times(
     dtype, groups: int, length: int, reps: int, device, compiled: bool = False
 ) -> tuple[dict, dict]:
     """Median seconds of each kernel (SDPA, the plain path, on CUDA each of SDPA's own kernels,
-    with ``compiled`` the plain and sums paths under torch.compile), forward and forward +
+    with ``compiled`` the plain path under torch.compile), forward and forward +
     backward; None where a kernel refuses the input."""
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(groups, 12, length, 64, generator=gen).to(device, dtype) for _ in "qkv")
     qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
     usable = {}
     for name, fn in _attention_kernels(device, compiled).items():
-        if name == "sums compiled" and length > SUMS_MAX_LEN:
-            continue
         try:
             fn(qg, kg, vg).sum().backward()
             usable[name] = fn
@@ -456,7 +444,7 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1, compiled: b
     divided (196 groups of 8, 8 groups of 197) and joint (1 group of 1569) attention at 8 x 224
     times ``batch``, and 196 groups of 16 (HR's temporal length), 12 heads of 64, forward alone
     and forward + backward. On CUDA each of SDPA's kernels (flash, efficient, cuDNN) is timed
-    too; with ``compiled``, the plain path and the sums path under torch.compile."""
+    too; with ``compiled``, the plain path under torch.compile."""
     from timesformer.layers.attention import CPU_PLAIN_MAX_LEN
 
     names = list(_attention_kernels(device, compiled))
@@ -490,11 +478,6 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1, compiled: b
         else "`timesformer.layers.attention` on CUDA: see `CUDA_PLAIN_MAX_LEN` and "
         "`CUDA_SDPA_PRIORITY` there."
     )
-    if compiled:
-        rule += (
-            " Under torch.compile it takes the sums path (`sums compiled`) for groups up to "
-            "`COMPILED_SUMS_MAX_LEN` tokens."
-        )
     lines += [
         "",
         rule,
@@ -585,12 +568,12 @@ def main() -> int:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="variants: also ours under torch.compile; attention: compiled plain and sums paths",
+        help="variants: also ours under torch.compile; attention: the compiled plain path",
     )
     parser.add_argument(
         "--compiled-ours",
         default="default",
-        help="variants: attention settings of compiled ours (default,nosums,sums16)",
+        help="variants: attention settings of compiled ours (default,sdpa,...)",
     )
     parser.add_argument(
         "--ours", default="default", help="variants: attention settings of ours (sdpa,plain96)"

@@ -9,9 +9,9 @@ run. Targets from the performance issue: at least 2x the peer's inference throug
 at least 45% of the peak in a training step. Run through ``bench_model.py --suite variants``.
 ``--batch`` takes one batch size for all variants or one per variant (``base=16,hr=2,large=2``);
 ``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager, under
-each setting of ``--compiled-ours`` (the library's by default; ``nosums`` turns off the compiled
-sums path for short groups); ``--ours sdpa,plain96,flash`` times ours under several choices of the
-attention layer's CUDA kernels (see ``_settings``) against the same peer.
+each setting of ``--compiled-ours`` (the library's by default); ``--ours sdpa,plain96,flash``
+times ours under several choices of the attention layer's CUDA kernels (see ``_settings``)
+against the same peer.
 Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
 its memory columns are only the rise of the resident set.
 """
@@ -60,20 +60,15 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     return {v: int(pairs.get(v, 1)) for v in variants}
 
 
-Setting = tuple[int, "list | None", int]
+Setting = tuple[int, "list | None"]
 
 
 def _library() -> Setting:
-    return (
-        attention.CUDA_PLAIN_MAX_LEN,
-        attention.CUDA_SDPA_PRIORITY,
-        attention.COMPILED_SUMS_MAX_LEN["cuda"],
-    )
+    return attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY
 
 
 def _settings(names: list[str]) -> dict[str, Setting]:
-    """``--ours`` settings -> (plain-path max length, SDPA kernel priority, compiled sums max
-    length) on CUDA."""
+    """``--ours`` settings -> (plain-path max length, SDPA kernel priority) on CUDA."""
     from torch.nn.attention import SDPBackend
 
     flash = [
@@ -82,15 +77,12 @@ def _settings(names: list[str]) -> dict[str, Setting]:
         SDPBackend.CUDNN_ATTENTION,
         SDPBackend.MATH,
     ]
-    plain, order, sums = _library()
     known = {
-        "default": (plain, order, sums),
-        "sdpa": (0, None, sums),
-        "plain96": (96, None, sums),
-        "flash": (0, flash, sums),
-        "plain96+flash": (96, flash, sums),
-        "nosums": (plain, order, 0),
-        "sums16": (plain, order, 16),
+        "default": _library(),
+        "sdpa": (0, None),
+        "plain96": (96, None),
+        "flash": (0, flash),
+        "plain96+flash": (96, flash),
     }
     unknown = set(names) - set(known)
     if unknown:
@@ -99,8 +91,7 @@ def _settings(names: list[str]) -> dict[str, Setting]:
 
 
 def _set(setting: Setting) -> None:
-    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY, sums = setting
-    attention.COMPILED_SUMS_MAX_LEN["cuda"] = sums
+    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY = setting
 
 
 def _as(setting: Setting, fn):
@@ -231,8 +222,7 @@ def suite_variants(
         "`torch.compile` against the eager peer. The `ours` column names the attention layer's "
         "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
         "plain path for groups up to N tokens, `flash` the flash kernel first; `default` is "
-        "the library's setting; `nosums` and `sums16` change only the compiled sums path "
-        "(`COMPILED_SUMS_MAX_LEN`: off, or groups up to 16 tokens). Targets: HR inference "
+        "the library's setting. Targets: HR inference "
         "at least 2x the peer; a training step at least 45% of the bf16 peak.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "

@@ -4,7 +4,7 @@
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh      # on a machine with a CUDA GPU
 #   STAGES="cuda_tests profile" OUT=/tmp/gpu bash benchmarks/gpu_check.sh   # some stages only
-#   STAGES="compiled_hr" COMPILED_VARIANTS=hr COMPILED_OURS=default,sums16 OUT=... bash ...
+#   STAGES="compiled_hr" COMPILED_VARIANTS=hr COMPILED_OURS=default,sdpa OUT=... bash ...
 #
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
@@ -48,10 +48,10 @@ export TORCHINDUCTOR_COALESCE_TILING_ANALYSIS=0
 # One stage per compiled variant, so that a slow compile of one cannot take the others' rows.
 declare -A BATCH=([base]=32 [hr]=2 [large]=2)
 for v in ${COMPILED_VARIANTS:-base hr}; do
-    ours="COMPILED_OURS_$v"  # per variant, e.g. COMPILED_OURS_hr=default,sums16
+    ours="COMPILED_OURS_$v"  # per variant, e.g. COMPILED_OURS_hr=default,sdpa
     stage "compiled_$v" ${COMPILED_LIMIT:-200} $PY benchmarks/bench_model.py --suite variants \
         --device cuda --variants "$v" --batch "${BATCH[$v]}" --reps 6 --peak-tflops "$peak" \
-        --compile --compiled-ours "${!ours:-${COMPILED_OURS:-default,nosums}}" \
+        --compile --compiled-ours "${!ours:-${COMPILED_OURS:-default}}" \
         --out "$OUT/variants_gpu_compiled_$v.md"
 done
 stage profile_compiled 100 $PY benchmarks/profile_step.py --what train --device cuda --batch 32 \

@@ -11,7 +11,7 @@ operators by self time (GPU kernel time with ``--device cuda``).
     python3 benchmarks/profile_step.py --what train --device cuda --batch 32 --compile --no-peer
 
 ``--compile`` profiles ours under ``torch.compile`` (the peer stays eager); ``--setting`` picks
-the attention layer's CUDA choices by the names of ``bench_variants.py`` (``nosums``, ...).
+the attention layer's CUDA choices by the names of ``bench_variants.py`` (``sdpa``, ...).
 """
 
 from __future__ import annotations

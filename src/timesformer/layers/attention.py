@@ -29,13 +29,6 @@ CPU_PLAIN_MAX_LEN = 512
 # ``--suite attention --device cuda`` and ``--suite variants --ours ...`` (results/*_gpu.md).
 CUDA_PLAIN_MAX_LEN = 8
 CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
-# Under torch.compile, groups of at most this many tokens attend by broadcast products and sums
-# (``_attend_by_sums``) instead of batched matrix products: inductor fuses those into a few
-# memory-bound kernels with no (G, heads, L, L, head_dim) tensor ever stored, where cuBLAS would
-# run thousands of 8 x 64 x 8 products. Per device type; 0 turns it off. On this CPU the
-# compiled sums lose to the compiled plain path (12.9 against 9.5 ms forward and backward for
-# base's temporal groups at batch 1), so it is off there.
-COMPILED_SUMS_MAX_LEN: dict[str, int] = {"cuda": 8, "cpu": 0}
 
 
 class Attention(nn.Module):
@@ -88,9 +81,7 @@ class Attention(nn.Module):
             k, v = kv.reshape(g, l, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             l = queries
         drop = self.attn_drop if self.training else 0.0
-        if not self.keep_attention and not drop and _sums_are_faster(q):
-            out = _attend_by_sums(q, k, v, self.scale)
-        elif self.fused and not self.keep_attention and not _plain_is_faster(q):
+        if self.fused and not self.keep_attention and not _plain_is_faster(q):
             order = CUDA_SDPA_PRIORITY if q.is_cuda else None
             with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
                 out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
@@ -118,25 +109,6 @@ def _plain_is_faster(q: Tensor) -> bool:
         and q.dtype in (torch.bfloat16, torch.float16)
         and q.shape[-2] <= CPU_PLAIN_MAX_LEN
     )
-
-
-def _sums_are_faster(q: Tensor) -> bool:
-    """Short groups under ``torch.compile`` (see ``COMPILED_SUMS_MAX_LEN``)."""
-    limit = COMPILED_SUMS_MAX_LEN.get(q.device.type, 0)
-    return q.shape[-2] <= limit and torch.compiler.is_compiling()
-
-
-def _attend_by_sums(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """softmax(q k^T * scale) v written as broadcast products and sums, in fp32.
-
-    q, k, v: (G, heads, L, head_dim) -> (G, heads, L, head_dim) in q's dtype. Eager, this
-    stores a (G, heads, L, L, head_dim) product and is slow; it is meant for the compiler,
-    which turns each sum into one reduction kernel reading q, k and v where they lie.
-    """
-    scores = (q.unsqueeze(-2).float() * k.unsqueeze(-3).float()).sum(-1) * scale
-    weights = scores.softmax(dim=-1)  # (G, heads, L, L)
-    out = (weights.unsqueeze(-1) * v.unsqueeze(-3).float()).sum(-2)
-    return out.to(q.dtype)
 
 
 def set_fused_attention(module: nn.Module, fused: bool) -> None:
