@@ -12,6 +12,11 @@ peer without computing fewer or faster products.
 The replay reuses one buffer per (shape, stride, dtype), so its operands are warmer in the cache
 than in the real step: if anything the floor comes out low and the bound high.
 
+A second table takes ours' products one kind at a time (the same op on the same operand
+shapes and strides), each repeated alone: its rate against the limit, and the time its calls
+lose to the limit in one step, largest first. It shows which products are slow, as against the
+step around them.
+
     .venv/bin/python benchmarks/bench_products.py    # results/training_products_cpu.md
 """
 
@@ -151,6 +156,49 @@ def inference_macs(ours, peer, x, xp) -> dict[str, int]:
     return {name: sum(macs(f, a) for f, a, _ in c) for name, c in counts.items()}
 
 
+def _kind(call: tuple) -> tuple:
+    func, args, _ = call
+    operands = tuple((a.key[0], a.key[1]) for a in args if isinstance(a, TensorSpec))
+    return func, operands
+
+
+def per_kind(calls: list[tuple], mm: Callable[[], object], reps: int) -> list[tuple]:
+    """(seconds lost to the limit per step, calls, seconds per call, rate, kind) of each kind of
+    product in ``calls``, largest loss first; each kind timed alone, repeated, alternating with
+    the limit's product ``mm`` (2048^3), so that the machine's drift leaves the rate alone."""
+    kinds: dict[tuple, list[tuple]] = {}
+    for call in calls:
+        kinds.setdefault(_kind(call), []).append(call)
+    rows = []
+    for kind, group in kinds.items():
+        t = alternate({"one": replayer(group[:1]), "mm": mm}, max(reps, 3), torch.device("cpu"))
+        limit = 2048**3 / t["mm"]
+        seconds = t["one"]
+        work = macs(group[0][0], group[0][1])
+        lost = len(group) * (seconds - work / limit)
+        rows.append((lost, len(group), seconds, work / seconds / limit, kind))
+    return sorted(rows, key=lambda r: -r[0])
+
+
+def _describe(kind: tuple) -> str:
+    func, operands = kind
+    name = str(func).removeprefix("aten.").removesuffix(".default")
+    shapes = ", ".join(
+        "x".join(map(str, shape)) + ("" if _is_contiguous(shape, stride) else " (strided)")
+        for shape, stride in operands
+    )
+    return f"`{name}` {shapes}"
+
+
+def _is_contiguous(shape: tuple, stride: tuple) -> bool:
+    expected = 1
+    for size, st in zip(reversed(shape), reversed(stride), strict=True):
+        if size != 1 and st != expected:
+            return False
+        expected *= size
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="timed reps of each (3)")
@@ -197,6 +245,10 @@ def main() -> int:
         ),
     ]
     bound = t["peer"] / t["ours products"]
+    kinds = per_kind(calls["ours"], fns["mm"], args.reps)
+    alone = sum(r[1] * r[2] for r in kinds)
+    lost_alone = sum(r[0] for r in kinds)
+    shown = kinds[:12]
     lines = [
         "# Training step: the matrix products alone (TimeSformer-Base, divided, 8 x 224, batch 1)",
         "",
@@ -213,6 +265,23 @@ def main() -> int:
         f"Ours against the peer, whole step: **{t['peer'] / t['ours']:.2f}x**. With every "
         "operator other than the products taking no time, ours would be at most "
         f"**{bound:.2f}x** the peer (the peer's step over ours' products alone).",
+        "",
+        "## Ours' products by kind, each alone",
+        "",
+        "Each kind (op and operand shapes; `strided` marks a transposed or sliced operand) "
+        "repeated alone, alternating with the limit's product, and held against the limit "
+        f"measured beside it; the {len(shown)} of {len(kinds)} kinds that lose the most time to "
+        "the limit in one step. Over all kinds the products take "
+        f"{alone * 1e3:.0f} ms this way, {lost_alone * 1e3:.0f} ms more than at the limit "
+        f"(against {t['ours products'] * 1e3:.0f} ms replayed in the step's order and "
+        f"{t['ours'] * 1e3:.0f} ms for the whole step in the first table's runs).",
+        "",
+        "| product | calls per step | ms per call | of the limit | ms lost per step |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {_describe(kind)} | {n} | {sec * 1e3:.2f} | {rate:.0%} | {lost * 1e3:.1f} |"
+            for lost, n, sec, rate, kind in shown
+        ),
         "",
         f"Timed in {time.perf_counter() - t0:.0f} s. Command: "
         "`.venv/bin/python benchmarks/bench_products.py`",
