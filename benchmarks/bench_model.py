@@ -604,7 +604,7 @@ def main() -> int:
     elif args.suite == "variants":
         from bench_variants import parse_batches, suite_variants
 
-        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        names = _items(args.variants)
         batches = parse_batches(args.batch, names)
         text = suite_variants(
             device,
@@ -612,10 +612,8 @@ def main() -> int:
             batches,
             args.reps,
             args.peak_tflops,
-            [o.strip() for o in args.compiled_ours.split(",") if o.strip()]
-            if args.compile
-            else None,
-            [o.strip() for o in args.ours.split(",") if o.strip()],
+            _items(args.compiled_ours) if args.compile else None,
+            _items(args.ours),
         )
         name = f"variants_{tag}.md"
     else:
@@ -625,6 +623,11 @@ def main() -> int:
         name = f"model_scaling_{tag}.md"
     write_result(text, name, args.out)
     return 0
+
+
+def _items(spec: str) -> list[str]:
+    """``"a, b,"`` -> ``["a", "b"]``: a comma-separated option's names."""
+    return [item.strip() for item in spec.split(",") if item.strip()]
 
 
 def write_result(text: str, name: str, out: str | None = None) -> Path:

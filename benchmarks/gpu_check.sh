@@ -5,6 +5,7 @@
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh      # on a machine with a CUDA GPU
 #   STAGES="cuda_tests profile" OUT=/tmp/gpu bash benchmarks/gpu_check.sh   # some stages only
 #   STAGES="compiled_hr" COMPILED_VARIANTS=hr COMPILED_OURS=default,sdpa OUT=... bash ...
+# attention_compiled (the attention suite with the compiled plain path) runs only when named.
 #
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
