@@ -99,13 +99,27 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 def alternate(fns: dict[str, Callable[[], object]], reps: int, device: torch.device) -> dict:
     """Median seconds of each fn, run in turn rep by rep after one warm-up each."""
+    return {k: statistics.median(v) for k, v in alternate_times(fns, reps, device).items()}
+
+
+def alternate_times(
+    fns: dict[str, Callable[[], object]], reps: int, device: torch.device
+) -> dict[str, list[float]]:
+    """Seconds of each fn in each rep, run in turn rep by rep after one warm-up each."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for k, fn in fns.items():
             times[k].append(timed(fn, device))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def ratio_spread(slow: list[float], fast: list[float]) -> str:
+    """The per-rep ratios slow/fast of one alternating run: "median (quartiles lo-hi)"."""
+    ratios = [s / f for s, f in zip(slow, fast, strict=True)]
+    lo, mid, hi = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return f"{mid:.2f}x ({lo:.2f}-{hi:.2f}x)"
 
 
 # ---------------------------------------------------------------------------- the models
@@ -178,7 +192,7 @@ def _transformers_version() -> str:
 
 
 # ---------------------------------------------------------------------------- suites
-def suite_cpu(device: torch.device, reps: int, compiled: bool = True) -> str:
+def suite_cpu(device: torch.device, reps: int, compiled: bool = True, train_reps: int = 9) -> str:
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True  # weights as constants: prepacked, folds computed once
@@ -295,8 +309,13 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True) -> str:
         step(ours, lambda: ours_train(x))()
         compile_s["training"] = time.perf_counter() - t0
         fns["compiled"] = step(ours, lambda: ours_train(x))
-    train_reps = max(3, reps // 2)
-    t = alternate(fns, train_reps, device)
+    # A training step's ratio moves more from rep to rep than inference's (a 4 s step on a
+    # shared machine), so more reps, and the spread of the per-rep ratios with the medians.
+    train_times = alternate_times(fns, train_reps, device)
+    t = {k: statistics.median(v) for k, v in train_times.items()}
+    spreads = {
+        k: ratio_spread(train_times["peer"], train_times[k]) for k in ("ours", "compiled") if k in t
+    }
     limit16_train = n**3 / t["mm"]
     rows.append(
         (
@@ -348,7 +367,14 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True) -> str:
             else "."
         ),
         "",
-        "Command: `.venv/bin/python benchmarks/bench_model.py --suite cpu`",
+        "Training step, the peer's time over ours rep by rep (median, quartiles): eager "
+        + spreads["ours"]
+        + (f", torch.compile {spreads['compiled']}" if "compiled" in spreads else "")
+        + ".",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_model.py --suite cpu"
+        + (f" --train-reps {train_reps}" if train_reps != 9 else "")
+        + "`",
     ]
     return "\n".join(lines) + "\n"
 
@@ -586,6 +612,7 @@ def main() -> int:
     parser.add_argument("--max-gib", type=float, default=6.0, help="scaling: peer attention")
     parser.add_argument("--no-compile", action="store_true", help="cpu: skip torch.compile rows")
     parser.add_argument("--reps", type=int, default=6, help="timed reps per model (6)")
+    parser.add_argument("--train-reps", type=int, default=9, help="cpu: training-step reps (9)")
     parser.add_argument("--frames", type=int, default=32, help="frames for --suite memory (32)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
@@ -593,7 +620,8 @@ def main() -> int:
     device = torch.device(args.device)
     tag = "gpu" if device.type == "cuda" else "cpu"
     if args.suite == "cpu":
-        text, name = suite_cpu(device, args.reps, not args.no_compile), f"model_{tag}.md"
+        text = suite_cpu(device, args.reps, not args.no_compile, args.train_reps)
+        name = f"model_{tag}.md"
     elif args.suite == "attention":
         batch = int(args.batch)
         text, name = suite_attention(device, args.reps, batch, args.compile), f"attention_{tag}.md"
