@@ -29,9 +29,6 @@ CPU_PLAIN_MAX_LEN = 512
 # ``--suite attention --device cuda`` and ``--suite variants --ours ...`` (results/*_gpu.md).
 CUDA_PLAIN_MAX_LEN = 8
 CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
-# Experiment (benchmarks/bench_block.py): training on the plain path splits the fused qkv with
-# ``_SplitHeads``.
-SPLIT_HEADS_IN_ONE_PASS = True
 
 
 class Attention(nn.Module):
@@ -71,11 +68,9 @@ class Attention(nn.Module):
         (Q = L by default), so the other tokens' queries and outputs are never computed.
         """
         g, l, d = x.shape
-        fused_qkv = None
         if queries is None or queries >= l:
             # (G, L, 3D) -> (3, G, heads, L, head_dim): q, k, v in the reference's order.
-            fused_qkv = self.qkv(x)
-            qkv = fused_qkv.reshape(g, l, 3, self.num_heads, self.head_dim)
+            qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         else:
             # Rows [0, D) of the fused weight make q, rows [D, 3D) make k and v.
@@ -91,13 +86,9 @@ class Attention(nn.Module):
             with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
                 out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
-            if SPLIT_HEADS_IN_ONE_PASS and fused_qkv is not None and fused_qkv.requires_grad:
-                q, k, v = _SplitHeads.apply(fused_qkv, self.num_heads, self.scale)
-            else:
-                # Scaling q rather than the scores: q is copied to a contiguous tensor for the
-                # product anyway, so the scale rides along with that copy.
-                q = q * self.scale
-            attn = q @ k.transpose(-2, -1)  # (G, heads, L, L)
+            # Scaling q rather than the scores: q is copied to a contiguous tensor for the
+            # product anyway, so the scale rides along with that copy.
+            attn = (q * self.scale) @ k.transpose(-2, -1)  # (G, heads, L, L)
             attn = attn.softmax(dim=-1)
             if self.keep_attention:
                 self.last_attention = attn.detach()
@@ -106,33 +97,6 @@ class Attention(nn.Module):
             out = attn @ v
         out = out.transpose(1, 2).reshape(g, l, d)
         return self.proj(out) if project else out
-
-
-class _SplitHeads(torch.autograd.Function):
-    """Fused qkv (G, L, 3D) -> q * scale, k, v: each (G, heads, L, head_dim), contiguous.
-
-    The same values and forward copies as reshape, permute, unbind and a scale; the backward
-    writes the three gradients into the (G, L, 3D) layout in one pass, where autograd's scales,
-    stacks and copies in three.
-    """
-
-    @staticmethod
-    def forward(ctx, qkv: Tensor, heads: int, scale: float) -> tuple[Tensor, Tensor, Tensor]:
-        g, l, three_d = qkv.shape
-        ctx.scale = scale
-        split = qkv.view(g, l, 3, heads, three_d // (3 * heads)).permute(2, 0, 3, 1, 4)
-        q = torch.empty(split.shape[1:], dtype=qkv.dtype, device=qkv.device)
-        torch.mul(split[0], scale, out=q)
-        return q, split[1].contiguous(), split[2].contiguous()
-
-    @staticmethod
-    def backward(ctx, gq: Tensor, gk: Tensor, gv: Tensor) -> tuple[Tensor, None, None]:
-        g, heads, l, head_dim = gq.shape
-        grad = gq.new_empty(g, l, 3, heads, head_dim)
-        torch.mul(gq.transpose(1, 2), ctx.scale, out=grad[:, :, 0])
-        grad[:, :, 1].copy_(gk.transpose(1, 2))
-        grad[:, :, 2].copy_(gv.transpose(1, 2))
-        return grad.view(g, l, 3 * heads * head_dim), None, None
 
 
 def _plain_is_faster(q: Tensor) -> bool:

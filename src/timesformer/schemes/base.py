@@ -25,9 +25,6 @@ from timesformer.layers import Attention, DropPath, Linear, Mlp
 from timesformer.layers.linear import cached, linear
 
 SCHEMES: dict[str, type[SchemeBlock]] = {}
-# Experiment (benchmarks/bench_block.py): add regrouped results to the patch tokens from where
-# they lie, and join the cls copies to the grouped sequences in one copy.
-GROUP_VIEWS = True
 
 
 class Grid(NamedTuple):
@@ -93,39 +90,9 @@ class SchemeBlock(nn.Module):
         """Patch tokens (B, N*T, D) in token order -> (B*G, L, D) sequences for ``step``."""
         raise NotImplementedError
 
-    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
-        """Inverse of ``group`` before its final reshape: (B*G, L, D) -> y's values in a shape
-        (B, ..., D) that the patch tokens (B, N*T, D) take by ``view``, index for index."""
-        raise NotImplementedError
-
-    def group_view(self, step: str, p: Tensor, grid: Grid) -> Tensor | None:
-        """Optionally, ``group`` as a view of the patch tokens (B, N*T, D): (B, G1, ..., L, D),
-        the group axes then one sequence axis. None where the sequence is not one axis."""
-        return None
-
     def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         """Inverse of ``group``: (B*G, L, D) -> (B, N*T, D) in token order."""
-        return self.ungroup_view(step, y, grid, batch).reshape(batch, -1, y.shape[-1])
-
-    def _add_ungrouped(self, step: str, p: Tensor, y: Tensor, grid: Grid) -> Tensor:
-        """p + ungroup(y): (B, N*T, D) + (B*G, L, D) -> (B, N*T, D), y read where it lies."""
-        if not GROUP_VIEWS:
-            return p + self.ungroup(step, y, grid, p.shape[0])
-        v = self.ungroup_view(step, y, grid, p.shape[0])
-        return (p.view(v.shape) + v).reshape(p.shape)
-
-    def _with_cls(self, step: str, cls_tok: Tensor, p: Tensor, grid: Grid) -> Tensor:
-        """The sequences of ``step`` with a copy of the cls token (B, 1, D) in front of each:
-        (B*G, 1 + L, D)."""
-        b, _, d = p.shape
-        view = self.group_view(step, p, grid) if GROUP_VIEWS else None
-        if view is None:
-            seqs = self.group(step, p, grid)  # (B*G, L, D)
-            g = seqs.shape[0] // b
-            return torch.cat((cls_tok.expand(b, g, d).reshape(b * g, 1, d), seqs), dim=1)
-        copies = cls_tok.view(b, *(1,) * (view.dim() - 2), d).expand(*view.shape[:-2], 1, d)
-        joined = torch.cat((copies, view), dim=-2)  # (B, G1, ..., 1 + L, D), contiguous
-        return joined.view(-1, *joined.shape[-2:])
+        raise NotImplementedError
 
     @classmethod
     def check_grid(cls, grid: Grid) -> None:
@@ -153,7 +120,7 @@ class SchemeBlock(nn.Module):
             y = attn(norm(self.group(step, p, grid)), project=False)  # (B*G, L, D)
             if self.fold_linears and inference:
                 weight, bias = self._folded(step, attn.proj, fc, y.dtype)  # cached
-                p = self._add_ungrouped(step, p, linear(y, weight, bias, self, step), grid)
+                p = p + linear(self.ungroup(step, y, grid, b), weight, bias, self, step)
             elif self.fold_linears and grid.n * grid.t > d:
                 # Training: the fold is part of the graph, D^3 MACs forward (3 D^3 with the
                 # backward) against the M D^2 (3 M D^2) of the product it saves for M tokens:
@@ -162,20 +129,23 @@ class SchemeBlock(nn.Module):
                 # drop_path scales proj's output, not fc's bias, hence the bias split.
                 weight = fc.weight @ attn.proj.weight
                 res = self.drop_path(F.linear(y, weight, fc.weight @ attn.proj.bias))
-                p = self._add_ungrouped(step, p, res + fc.bias, grid)
+                p = p + (self.ungroup(step, res, grid, b) + fc.bias)
             else:
                 res = self.drop_path(attn.proj(y))
-                p = self._add_ungrouped(step, p, fc(res), grid)
+                p = p + fc(self.ungroup(step, res, grid, b))
 
+        seqs = self.group("last", p, grid)  # (B*G, L, D)
+        g = seqs.shape[0] // b
+        cls_copies = cls_tok.expand(b, g, d).reshape(b * g, 1, d)
         queries = 1 if cls_only else None
-        res = self.attn(self.norm1(self._with_cls("last", cls_tok, p, grid)), queries=queries)
-        res = self.drop_path(res)  # (B*G, 1 + L, D), or (B*G, 1, D) with cls_only
-        g = res.shape[0] // b
+        res = self.attn(self.norm1(torch.cat((cls_copies, seqs), dim=1)), queries=queries)
+        res = self.drop_path(res)
         cls_res = res[:, 0].reshape(b, g, d).mean(dim=1, keepdim=True)
         if cls_only:
             x = cls_tok + cls_res
         else:
-            x = torch.cat((cls_tok + cls_res, self._add_ungrouped("last", p, res[:, 1:], grid)), 1)
+            p_res = self.ungroup("last", res[:, 1:], grid, b)
+            x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def one_step(self, x: Tensor, cls_only: bool) -> Tensor:

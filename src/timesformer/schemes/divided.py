@@ -24,14 +24,8 @@ class DividedBlock(SchemeBlock):
         # spatial: (B, H'W', T, D) -> (B*T, H'W', D)
         return p.reshape(b, grid.n, grid.t, d).transpose(1, 2).reshape(b * grid.t, grid.n, d)
 
-    def group_view(self, step: str, p: Tensor, grid: Grid) -> Tensor | None:
-        b, _, d = p.shape
-        if step == "temporal":
-            return p.view(b, grid.n, grid.t, d)
-        return p.view(b, grid.n, grid.t, d).transpose(1, 2)  # (B, T, H'W', D)
-
-    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         d = y.shape[-1]
         if step == "temporal":
-            return y.view(batch, grid.n * grid.t, d)
-        return y.view(batch, grid.t, grid.n, d).transpose(1, 2)  # (B, H'W', T, D)
+            return y.reshape(batch, grid.n * grid.t, d)
+        return y.reshape(batch, grid.t, grid.n, d).transpose(1, 2).reshape(batch, -1, d)
