@@ -51,6 +51,7 @@ class TensorSpec:
 
     def __init__(self, t: torch.Tensor) -> None:
         self.key = (tuple(t.shape), tuple(t.stride()), t.dtype, t.device)
+        self.contiguous = t.is_contiguous()
 
     def extent(self) -> int:
         shape, stride = self.key[0], self.key[1]
@@ -158,7 +159,8 @@ def inference_macs(ours, peer, x, xp) -> dict[str, int]:
 
 def _kind(call: tuple) -> tuple:
     func, args, _ = call
-    operands = tuple((a.key[0], a.key[1]) for a in args if isinstance(a, TensorSpec))
+    # Shape and strides; whether the operand is contiguous follows from them (for the table).
+    operands = tuple((*a.key[:2], a.contiguous) for a in args if isinstance(a, TensorSpec))
     return func, operands
 
 
@@ -184,19 +186,10 @@ def _describe(kind: tuple) -> str:
     func, operands = kind
     name = str(func).removeprefix("aten.").removesuffix(".default")
     shapes = ", ".join(
-        "x".join(map(str, shape)) + ("" if _is_contiguous(shape, stride) else " (strided)")
-        for shape, stride in operands
+        "x".join(map(str, shape)) + ("" if contiguous else " (strided)")
+        for shape, _, contiguous in operands
     )
     return f"`{name}` {shapes}"
-
-
-def _is_contiguous(shape: tuple, stride: tuple) -> bool:
-    expected = 1
-    for size, st in zip(reversed(shape), reversed(stride), strict=True):
-        if size != 1 and st != expected:
-            return False
-        expected *= size
-    return True
 
 
 def main() -> int:
