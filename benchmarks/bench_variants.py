@@ -60,15 +60,21 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     return {v: int(pairs.get(v, 1)) for v in variants}
 
 
-Setting = tuple[int, "list | None"]
+Setting = tuple[int, "list | None", bool]
 
 
 def _library() -> Setting:
-    return attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY
+    return (
+        attention.CUDA_PLAIN_MAX_LEN,
+        attention.CUDA_SDPA_PRIORITY,
+        attention.CUDA_SHORT_GROUP_KERNEL,
+    )
 
 
 def _settings(names: list[str]) -> dict[str, Setting]:
-    """``--ours`` settings -> (plain-path max length, SDPA kernel priority) on CUDA."""
+    """``--ours`` settings -> (plain-path max length, SDPA kernel priority, Triton kernel for
+    groups of up to 16 tokens) on CUDA. ``kernel`` is the library's choices with the Triton
+    kernel on (``layers/short_groups.py``)."""
     from torch.nn.attention import SDPBackend
 
     flash = [
@@ -79,10 +85,11 @@ def _settings(names: list[str]) -> dict[str, Setting]:
     ]
     known = {
         "default": _library(),
-        "sdpa": (0, None),
-        "plain96": (96, None),
-        "flash": (0, flash),
-        "plain96+flash": (96, flash),
+        "sdpa": (0, None, False),
+        "plain96": (96, None, False),
+        "flash": (0, flash, False),
+        "plain96+flash": (96, flash, False),
+        "kernel": (*_library()[:2], True),
     }
     unknown = set(names) - set(known)
     if unknown:
@@ -91,7 +98,11 @@ def _settings(names: list[str]) -> dict[str, Setting]:
 
 
 def _set(setting: Setting) -> None:
-    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY = setting
+    (
+        attention.CUDA_PLAIN_MAX_LEN,
+        attention.CUDA_SDPA_PRIORITY,
+        attention.CUDA_SHORT_GROUP_KERNEL,
+    ) = setting
 
 
 def _as(setting: Setting, fn):
@@ -221,8 +232,9 @@ def suite_variants(
         "Training fractions count 3x the forward MACs; compiled rows are ours under "
         "`torch.compile` against the eager peer. The `ours` column names the attention layer's "
         "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
-        "plain path for groups up to N tokens, `flash` the flash kernel first; `default` is "
-        "the library's setting. Targets: HR inference "
+        "plain path for groups up to N tokens, `flash` the flash kernel first, `kernel` the "
+        "library's setting with the Triton kernel for groups of up to 16 tokens "
+        "(`layers/short_groups.py`); `default` is the library's setting. Targets: HR inference "
         "at least 2x the peer; a training step at least 45% of the bf16 peak.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "

@@ -168,3 +168,45 @@ def test_compiled_training_step_on_cuda_gives_the_eager_gradients():
     assert got.keys() == want.keys()
     for name in want:
         assert cosine(got[name], want[name]) > 0.99, name
+
+
+@pytest.mark.parametrize("scheme_name", ["divided", "axial"])
+def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme_name, monkeypatch):
+    """The Triton kernel for short groups (``layers/short_groups.py``, off by default): a bf16
+    training step with it, eager and compiled, against the library's path. The tiny model's
+    temporal groups (4 tokens; axial's rows and columns too) take the kernel, its spatial groups
+    (17 tokens) do not."""
+    if CUDA.type != "cuda":
+        pytest.skip("the kernel runs on CUDA devices only")
+    pytest.importorskip("triton")
+    from timesformer.layers import short_groups
+
+    calls = []
+    kernel = short_groups.short_group_attention
+    monkeypatch.setattr(
+        short_groups, "short_group_attention", lambda *a: calls.append(1) or kernel(*a)
+    )
+    model = randomize(tiny(scheme_name), seed=9).to(CUDA).train()
+    x = clip(b=3).to(CUDA)
+    label = torch.tensor([1, 2, 0], device=CUDA)
+
+    def step(on: bool, compiled: bool = False):
+        monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", on)
+        torch._dynamo.reset()
+        fn = torch.compile(model) if compiled else model
+        with torch.autocast(CUDA.type, dtype=torch.bfloat16):
+            loss = F.cross_entropy(fn(x).float(), label)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        model.zero_grad(set_to_none=True)
+        return loss.item(), grads
+
+    loss_off, want = step(False)
+    assert not calls
+    loss_on, got = step(True)
+    assert calls, "the kernel did not run"
+    loss_compiled, got_compiled = step(True, compiled=True)
+    for loss, grads in ((loss_on, got), (loss_compiled, got_compiled)):
+        assert abs(loss - loss_off) < 1e-2
+        for name in want:
+            assert cosine(grads[name], want[name]) > 0.99, name

@@ -29,6 +29,9 @@ CPU_PLAIN_MAX_LEN = 512
 # ``--suite attention --device cuda`` and ``--suite variants --ours ...`` (results/*_gpu.md).
 CUDA_PLAIN_MAX_LEN = 8
 CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
+# The Triton kernel for groups of up to 16 tokens (``short_groups``) on a CUDA device: off until
+# it has been timed on a GPU against the path above (``gpu_check.sh``'s ``short_groups`` stage).
+CUDA_SHORT_GROUP_KERNEL = False
 
 
 class Attention(nn.Module):
@@ -68,9 +71,15 @@ class Attention(nn.Module):
         (Q = L by default), so the other tokens' queries and outputs are never computed.
         """
         g, l, d = x.shape
+        drop = self.attn_drop if self.training else 0.0
         if queries is None or queries >= l:
-            # (G, L, 3D) -> (3, G, heads, L, head_dim): q, k, v in the reference's order.
+            # (G, L, 3D) -> (G, L, 3, heads, head_dim): q, k, v in the reference's order.
             qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim)
+            if self._short_kernel(qkv, drop):
+                from timesformer.layers import short_groups
+
+                out = short_groups.short_group_attention(qkv, self.scale).reshape(g, l, d)
+                return self.proj(out) if project else out
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         else:
             # Rows [0, D) of the fused weight make q, rows [D, 3D) make k and v.
@@ -80,7 +89,6 @@ class Attention(nn.Module):
             q = q.reshape(g, queries, self.num_heads, self.head_dim).transpose(1, 2)
             k, v = kv.reshape(g, l, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             l = queries
-        drop = self.attn_drop if self.training else 0.0
         if self.fused and not self.keep_attention and not _plain_is_faster(q):
             order = CUDA_SDPA_PRIORITY if q.is_cuda else None
             with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
@@ -97,6 +105,17 @@ class Attention(nn.Module):
             out = attn @ v
         out = out.transpose(1, 2).reshape(g, l, d)
         return self.proj(out) if project else out
+
+    def _short_kernel(self, qkv: Tensor, drop: float) -> bool:
+        """Whether ``short_groups``' kernel runs: switched on, on a CUDA device, for the fused
+        path without dropout on the weights or kept attention maps."""
+        if not (CUDA_SHORT_GROUP_KERNEL and qkv.is_cuda and self.fused):
+            return False
+        # Imported here: importing Triton takes about a second and a half, which every
+        # ``import timesformer`` on a machine with Triton would otherwise pay.
+        from timesformer.layers import short_groups
+
+        return not self.keep_attention and not drop and short_groups.applies(qkv)
 
 
 def _plain_is_faster(q: Tensor) -> bool:

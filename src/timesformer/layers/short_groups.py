@@ -1,0 +1,181 @@
+"""Attention within short groups (L <= 16 tokens) as one Triton kernel on a CUDA device.
+
+Divided attention's temporal step attends within B x H'W' groups of T = 8 tokens (16 for -HR).
+On a GPU, cuBLAS runs those 8 x 64 x 8 products at a tiny fraction of its speed, and the layout
+copies and the softmax around them are separate passes over memory: together they took 17.7 ms
+of a 108 ms compiled training step on an H200 for 0.1% of its MACs
+(``results/profile_train_gpu_compiled.txt``). Here one program per (group, head) reads its q, k
+and v where the fused qkv projection wrote them, (G, L, 3, heads, head_dim), computes the L x L
+scores, softmax and weighted sum in fp32 registers, and writes the output in the (G, L, D)
+layout ``proj`` reads. Its backward recomputes the scores (cheaper than storing them) and writes
+the gradients of q, k and v straight into the fused qkv gradient. Nothing of size L x L reaches
+memory, and no copy regroups q, k, v or the output.
+
+Both kernels are ``torch.library.triton_op`` operators, so ``torch.compile`` sees them as
+Triton kernels rather than graph breaks.
+
+**Not yet on by default.** The kernels were checked for correctness in Triton's interpreter on
+the CPU (``tests/layers/test_short_groups.py``, which needs ``triton`` installed) but not yet
+timed on a GPU. ``attention.CUDA_SHORT_GROUP_KERNEL = True`` turns them on, and
+``benchmarks/gpu_check.sh``'s ``short_groups`` stage tests and times them against the
+library's path. Without Triton (every CPU-only install) this module defines nothing to call
+and ``available()`` is False.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+try:
+    import triton
+    import triton.language as tl
+    from torch.library import triton_op, wrap_triton
+except ImportError:  # CPU-only installs: torch's CPU wheels do not bring Triton
+    triton = None
+
+#: The longest group the kernels take: each program holds an L x L x head_dim product in
+#: registers, which stops being cheap beyond this.
+MAX_LEN = 16
+
+
+def available() -> bool:
+    """Whether Triton is importable, so that the kernels exist."""
+    return triton is not None
+
+
+def applies(qkv: Tensor) -> bool:
+    """Whether the kernels take ``qkv`` (G, L, 3, heads, head_dim): L <= ``MAX_LEN``, a
+    power-of-two head_dim up to 128, a float dtype, and Triton present."""
+    if triton is None or qkv.dim() != 5 or qkv.shape[2] != 3:
+        return False
+    length, head_dim = qkv.shape[1], qkv.shape[-1]
+    return (
+        0 < length <= MAX_LEN
+        and 16 <= head_dim <= 128
+        and head_dim & (head_dim - 1) == 0
+        and qkv.dtype in (torch.float32, torch.bfloat16, torch.float16)
+    )
+
+
+if triton is not None:
+
+    @triton.jit
+    def _load_qkv(qkv, g, h, rows, cols, length, s_g, s_l, s_c, s_h, scale):
+        # (L', head_dim) fp32 tiles of q (scaled), k and v; rows >= L read as zeros.
+        mask = rows[:, None] < length
+        at = qkv + g * s_g + h * s_h + rows[:, None] * s_l + cols[None, :]
+        q = tl.load(at, mask=mask, other=0.0).to(tl.float32) * scale
+        k = tl.load(at + s_c, mask=mask, other=0.0).to(tl.float32)
+        v = tl.load(at + 2 * s_c, mask=mask, other=0.0).to(tl.float32)
+        return q, k, v
+
+    @triton.jit
+    def _probabilities(q, k, rows, length):
+        # softmax over keys of q k^T: (L', L'), zero in the padded key columns.
+        scores = tl.sum(q[:, None, :] * k[None, :, :], axis=2)
+        scores = tl.where(rows[None, :] < length, scores, float("-inf"))
+        p = tl.exp(scores - tl.max(scores, axis=1)[:, None])
+        return p / tl.sum(p, axis=1)[:, None]
+
+    @triton.jit
+    def _forward_kernel(
+        qkv, out, length, heads, scale,
+        s_g, s_l, s_c, s_h,  # qkv's strides (the last one is 1)
+        o_g, o_l, o_h,  # out's strides (the last one is 1)
+        BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        g = pid // heads
+        h = pid % heads
+        rows = tl.arange(0, BLOCK_L)
+        cols = tl.arange(0, HEAD_DIM)
+        q, k, v = _load_qkv(qkv, g, h, rows, cols, length, s_g, s_l, s_c, s_h, scale)
+        p = _probabilities(q, k, rows, length)
+        o = tl.sum(p[:, :, None] * v[None, :, :], axis=1)  # (L', head_dim)
+        at = out + g * o_g + h * o_h + rows[:, None] * o_l + cols[None, :]
+        tl.store(at, o.to(out.dtype.element_ty), mask=rows[:, None] < length)
+
+    @triton.jit
+    def _backward_kernel(
+        qkv, grad_out, grad_qkv, length, heads, scale,
+        s_g, s_l, s_c, s_h,  # qkv's strides
+        d_g, d_l, d_h,  # grad_out's strides
+        r_g, r_l, r_c, r_h,  # grad_qkv's strides
+        BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        g = pid // heads
+        h = pid % heads
+        rows = tl.arange(0, BLOCK_L)
+        cols = tl.arange(0, HEAD_DIM)
+        mask = rows[:, None] < length
+        q, k, v = _load_qkv(qkv, g, h, rows, cols, length, s_g, s_l, s_c, s_h, scale)
+        p = _probabilities(q, k, rows, length)  # (i, j)
+        at = grad_out + g * d_g + h * d_h + rows[:, None] * d_l + cols[None, :]
+        do = tl.load(at, mask=mask, other=0.0).to(tl.float32)  # (i, head_dim)
+        dv = tl.sum(p[:, :, None] * do[:, None, :], axis=0)  # (j, head_dim)
+        dp = tl.sum(do[:, None, :] * v[None, :, :], axis=2)  # (i, j)
+        ds = p * (dp - tl.sum(dp * p, axis=1)[:, None])  # the softmax's backward
+        dq = tl.sum(ds[:, :, None] * k[None, :, :], axis=1) * scale  # (i, head_dim)
+        dk = tl.sum(ds[:, :, None] * q[:, None, :], axis=0)  # (j, head_dim); q is scaled
+        at = grad_qkv + g * r_g + h * r_h + rows[:, None] * r_l + cols[None, :]
+        kind = grad_qkv.dtype.element_ty
+        tl.store(at, dq.to(kind), mask=mask)
+        tl.store(at + r_c, dk.to(kind), mask=mask)
+        tl.store(at + 2 * r_c, dv.to(kind), mask=mask)
+
+    def _block(length: int) -> int:
+        return max(2, triton.next_power_of_2(length))
+
+    @triton_op("timesformer::short_group_attention", mutates_args=())
+    def _attention(qkv: Tensor, scale: float) -> Tensor:
+        g, length, _, heads, head_dim = qkv.shape
+        out = qkv.new_empty(g, length, heads, head_dim)
+        if out.numel():
+            wrap_triton(_forward_kernel)[(g * heads,)](
+                qkv, out, length, heads, scale,
+                *qkv.stride()[:4], *out.stride()[:3],
+                BLOCK_L=_block(length), HEAD_DIM=head_dim,
+            )  # fmt: skip
+        return out
+
+    @triton_op("timesformer::short_group_attention_backward", mutates_args=())
+    def _attention_backward(qkv: Tensor, grad_out: Tensor, scale: float) -> Tensor:
+        g, length, _, heads, head_dim = qkv.shape
+        grad_qkv = qkv.new_empty(qkv.shape)
+        if grad_qkv.numel():
+            wrap_triton(_backward_kernel)[(g * heads,)](
+                qkv, grad_out, grad_qkv, length, heads, scale,
+                *qkv.stride()[:4], *grad_out.stride()[:3], *grad_qkv.stride()[:4],
+                BLOCK_L=_block(length), HEAD_DIM=head_dim,
+            )  # fmt: skip
+        return grad_qkv
+
+    def _setup_context(ctx, inputs, output) -> None:
+        qkv, scale = inputs
+        ctx.save_for_backward(qkv)
+        ctx.scale = scale
+
+    def _backward(ctx, grad_out: Tensor):
+        (qkv,) = ctx.saved_tensors
+        grad_out = grad_out.contiguous() if grad_out.stride(-1) != 1 else grad_out
+        return _attention_backward(qkv, grad_out, ctx.scale), None
+
+    _attention.register_autograd(_backward, setup_context=_setup_context)
+
+
+def short_group_attention(qkv: Tensor, scale: float) -> Tensor:
+    """Softmax attention within each group: (G, L, 3, heads, head_dim) -> (G, L, heads,
+    head_dim), q, k and v at index 0, 1, 2 of the third axis; ``applies(qkv)`` must hold.
+
+    Computes in fp32 and returns ``qkv``'s dtype; differentiable in ``qkv``.
+    """
+    if not applies(qkv):
+        raise ValueError(
+            f"short_group_attention takes (G, L <= {MAX_LEN}, 3, heads, head_dim a power of two "
+            f"in 16..128) with Triton installed; got {tuple(qkv.shape)} {qkv.dtype}"
+        )
+    if qkv.stride(-1) != 1:
+        qkv = qkv.contiguous()
+    return _attention(qkv, float(scale))

@@ -1,0 +1,122 @@
+"""The Triton kernel for short groups (``timesformer.layers.short_groups``).
+
+Its numbers are checked in Triton's interpreter, which runs the kernels on the CPU: that needs
+``triton`` installed (``.venv/bin/pip install triton``; not a dependency, the CPU wheel of
+torch does not bring it), else those tests skip. The interpreter is chosen when the kernels are
+defined, so they run in a child process with ``TRITON_INTERPRET=1``. On a GPU the same kernels
+are checked compiled by ``tests/gpu/test_cuda.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import timesformer.layers.attention as attention
+from timesformer.layers import short_groups
+from timesformer.layers.attention import Attention
+
+
+def test_short_group_attention_refuses_shapes_it_cannot_take():
+    for shape in [(2, 17, 3, 2, 16), (2, 8, 3, 2, 24), (2, 8, 2, 2, 16), (2, 8, 48)]:
+        assert not short_groups.applies(torch.zeros(shape))
+        with pytest.raises(ValueError, match=r"short_group_attention takes \(G, L <= 16"):
+            short_groups.short_group_attention(torch.zeros(shape), 0.25)
+
+
+def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
+    # The kernel is for CUDA devices only: on the CPU the layer keeps its own path, bit for bit.
+    torch.manual_seed(0)
+    layer = Attention(32, 2).train()
+    x = torch.randn(5, 8, 32, requires_grad=True)
+    outs = []
+    for on in (False, True):
+        monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", on)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x)
+        (grad,) = torch.autograd.grad(out.float().square().sum(), x)
+        outs.append((out, grad))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1])
+
+
+def test_forward_and_backward_trace_as_two_operators():
+    """What ``torch.compile`` sees: the kernels as ``timesformer`` operators, traced with fake
+    tensors (no kernel runs, so no GPU is needed)."""
+    pytest.importorskip("triton")
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def step(qkv):
+        out = short_groups.short_group_attention(qkv, 0.125)
+        return out, torch.autograd.grad(out.float().square().sum(), qkv)[0]
+
+    with FakeTensorMode():
+        qkv = torch.empty(4, 8, 3, 2, 64, dtype=torch.bfloat16, requires_grad=True)
+        graph = make_fx(step, tracing_mode="fake")(qkv)
+    ops = [str(n.target) for n in graph.graph.nodes if n.op == "call_function"]
+    assert "timesformer.short_group_attention.default" in ops
+    assert "timesformer.short_group_attention_backward.default" in ops
+
+
+def _interpreted(dtype: str, length: int) -> dict:
+    """Run this file's ``__main__`` in a child process under the interpreter."""
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run(
+        [sys.executable, __file__, dtype, str(length)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("length", [1, 5, 8, 16])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_kernel_gives_the_layers_output_and_gradients_in_the_interpreter(dtype, length):
+    pytest.importorskip("triton")
+    got = _interpreted(dtype, length)
+    tol = {"float32": 1e-5, "bfloat16": 2e-2}[dtype]
+    # Differences to the layer's plain path, in fp32, relative to the largest value compared.
+    for name, diff in got.items():
+        assert diff < tol, (name, diff)
+
+
+def _compare(dtype: torch.dtype, length: int) -> dict[str, float]:
+    """The layer's plain path against the kernel on the same fused-qkv output: the attention
+    output and the gradients of the layer's input and qkv weight, for 6 groups of 4 heads of
+    64 with q, k, v read through a strided view (rows padded, as a sliced tensor would be)."""
+    torch.manual_seed(length)
+    layer = Attention(256, 4).to(dtype).train()
+    layer.fused = False
+    padded = torch.randn(6, length, 256 + 8, dtype=dtype)
+    x = padded[..., :256].detach().requires_grad_(True)
+    assert not x.is_contiguous()
+    g, l, d = x.shape
+    want = layer(x, project=False)
+    qkv = layer.qkv(x).reshape(g, l, 3, 4, 64)
+    got = short_groups.short_group_attention(qkv, layer.scale).reshape(g, l, d)
+    upstream = torch.randn(g, l, d, dtype=dtype)
+    grads = []
+    for out in (want, got):
+        grads.append(torch.autograd.grad(out, (x, layer.qkv.weight), upstream))
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+
+    return {
+        "output": rel(got, want),
+        "grad_input": rel(grads[1][0], grads[0][0]),
+        "grad_qkv_weight": rel(grads[1][1], grads[0][1]),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(_compare(getattr(torch, sys.argv[1]), int(sys.argv[2]))))
