@@ -86,7 +86,7 @@ if triton is not None:
         BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
-        g = pid // heads
+        g = (pid // heads).to(tl.int64)  # g x its stride passes 2^31 from about 100k groups
         h = pid % heads
         rows = tl.arange(0, BLOCK_L)
         cols = tl.arange(0, HEAD_DIM)
@@ -105,7 +105,7 @@ if triton is not None:
         BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
-        g = pid // heads
+        g = (pid // heads).to(tl.int64)  # g x its stride passes 2^31 from about 100k groups
         h = pid % heads
         rows = tl.arange(0, BLOCK_L)
         cols = tl.arange(0, HEAD_DIM)
