@@ -6,9 +6,10 @@
 #   STAGES="cuda_tests profile" OUT=/tmp/gpu bash benchmarks/gpu_check.sh   # some stages only
 #   STAGES="compiled_hr" COMPILED_VARIANTS=hr COMPILED_OURS=default,sdpa OUT=... bash ...
 # attention_compiled (the attention suite with the compiled plain path) runs only when named, and
-# so do the three stages of the Triton kernel for short groups (layers/short_groups.py, off by
-# default until timed), which fit one call of a lease (about 8 minutes at most):
-#   STAGES="short_tests short_variants short_compiled" OUT=/tmp/gpu bash benchmarks/gpu_check.sh
+# so do the four stages of the Triton kernel for short groups (layers/short_groups.py, off by
+# default until timed), which fit one call of a lease (their limits add up to 10 minutes):
+#   STAGES="short_tests short_bench short_variants short_compiled" OUT=/tmp/gpu \
+#       bash benchmarks/gpu_check.sh
 #
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
@@ -62,9 +63,11 @@ stage profile_compiled 100 $PY benchmarks/profile_step.py --what train --device 
     --rows 30 --compile --no-peer
 stage attention_compiled 150 $PY benchmarks/bench_model.py --suite attention --device cuda \
     --batch 32 --reps 10 --compile --out "$OUT/attention_gpu_compiled.md"
-# The short-group kernel: its CUDA tests, then base and HR eager and base compiled, each with the
-# library's attention path (default) and with the kernel on (kernel), in the same run.
+# The short-group kernel: its CUDA tests; the layer alone, kernel off and on with 1-8 warps;
+# then base and HR eager and base compiled, each with the library's attention path (default)
+# and with the kernel on (kernel), in the same run.
 stage short_tests 120 $PY -m pytest tests/gpu -q -p no:cacheprovider -k short_group
+stage short_bench 90 $PY benchmarks/bench_short_groups.py --out "$OUT/short_groups_gpu.md"
 stage short_variants 150 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base,hr --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" \
     --ours default,kernel --out "$OUT/variants_gpu_short.md"

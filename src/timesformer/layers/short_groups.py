@@ -37,6 +37,9 @@ except ImportError:  # CPU-only installs: torch's CPU wheels do not bring Triton
 #: The longest group the kernels take: each program holds an L x L x head_dim product in
 #: registers, which stops being cheap beyond this.
 MAX_LEN = 16
+#: Warps per program (Triton's default). Not tuned yet: ``benchmarks/bench_short_groups.py``
+#: times 1, 2, 4 and 8.
+NUM_WARPS = 4
 
 
 def available() -> bool:
@@ -136,7 +139,7 @@ if triton is not None:
             wrap_triton(_forward_kernel)[(g * heads,)](
                 qkv, out, length, heads, scale,
                 *qkv.stride()[:4], *out.stride()[:3],
-                BLOCK_L=_block(length), HEAD_DIM=head_dim,
+                BLOCK_L=_block(length), HEAD_DIM=head_dim, num_warps=NUM_WARPS,
             )  # fmt: skip
         return out
 
@@ -148,7 +151,7 @@ if triton is not None:
             wrap_triton(_backward_kernel)[(g * heads,)](
                 qkv, grad_out, grad_qkv, length, heads, scale,
                 *qkv.stride()[:4], *grad_out.stride()[:3], *grad_qkv.stride()[:4],
-                BLOCK_L=_block(length), HEAD_DIM=head_dim,
+                BLOCK_L=_block(length), HEAD_DIM=head_dim, num_warps=NUM_WARPS,
             )  # fmt: skip
         return grad_qkv
 
