@@ -38,7 +38,7 @@ except ImportError:  # CPU-only installs: torch's CPU wheels do not bring Triton
 #: registers, which stops being cheap beyond this.
 MAX_LEN = 16
 #: Warps per program (Triton's default). Not tuned yet: ``benchmarks/bench_short_groups.py``
-#: times 1, 2, 4 and 8.
+#: times 1, 2, 4 and 8. Read at each eager call, and once when ``torch.compile`` builds a graph.
 NUM_WARPS = 4
 
 
