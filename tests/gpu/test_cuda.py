@@ -146,24 +146,26 @@ def test_compiled_model_on_cuda_gives_the_eager_logits():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
 
 
+def bf16_step(model, fn, x, label) -> tuple[float, dict[str, torch.Tensor]]:
+    """The loss and every gradient of one training step of ``model`` run as ``fn`` under bf16
+    autocast; the gradients are then cleared."""
+    with torch.autocast(CUDA.type, dtype=torch.bfloat16):
+        loss = F.cross_entropy(fn(x).float(), label)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    return loss.item(), grads
+
+
 def test_compiled_training_step_on_cuda_gives_the_eager_gradients():
     """A bf16 training step under torch.compile (the trainer's ``run.compile``): the loss and
     every gradient stay those of eager."""
     model = randomize(tiny("divided"), seed=8).to(CUDA).train()
     x = clip(b=2).to(CUDA)
     label = torch.tensor([1, 2], device=CUDA)
-
-    def grads(fn):
-        with torch.autocast(CUDA.type, dtype=torch.bfloat16):
-            loss = F.cross_entropy(fn(x).float(), label)
-        loss.backward()
-        out = {n: p.grad.clone() for n, p in model.named_parameters()}
-        model.zero_grad(set_to_none=True)
-        return loss.item(), out
-
     torch._dynamo.reset()
-    loss_c, got = grads(torch.compile(model))
-    loss_e, want = grads(model)
+    loss_c, got = bf16_step(model, torch.compile(model), x, label)
+    loss_e, want = bf16_step(model, model, x, label)
     assert abs(loss_c - loss_e) < 1e-2
     assert got.keys() == want.keys()
     for name in want:
@@ -193,13 +195,7 @@ def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme
     def step(on: bool, compiled: bool = False):
         monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", on)
         torch._dynamo.reset()
-        fn = torch.compile(model) if compiled else model
-        with torch.autocast(CUDA.type, dtype=torch.bfloat16):
-            loss = F.cross_entropy(fn(x).float(), label)
-        loss.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-        model.zero_grad(set_to_none=True)
-        return loss.item(), grads
+        return bf16_step(model, torch.compile(model) if compiled else model, x, label)
 
     loss_off, want = step(False)
     assert not calls

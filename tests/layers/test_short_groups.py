@@ -64,11 +64,13 @@ def test_forward_and_backward_trace_as_two_operators():
     assert "timesformer.short_group_attention_backward.default" in ops
 
 
-def _interpreted(dtype: str, length: int) -> dict:
+def _interpreted(*args: str) -> dict:
     """Run this file's ``__main__`` in a child process under the interpreter."""
     env = dict(os.environ, TRITON_INTERPRET="1")
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, __file__, dtype, str(length)],
+        [sys.executable, __file__, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -82,11 +84,58 @@ def _interpreted(dtype: str, length: int) -> dict:
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_kernel_gives_the_layers_output_and_gradients_in_the_interpreter(dtype, length):
     pytest.importorskip("triton")
-    got = _interpreted(dtype, length)
+    got = _interpreted(dtype, str(length))
     tol = {"float32": 1e-5, "bfloat16": 2e-2}[dtype]
     # Differences to the layer's plain path, in fp32, relative to the largest value compared.
     for name, diff in got.items():
         assert diff < tol, (name, diff)
+
+
+@pytest.mark.parametrize("scheme", ["divided", "axial"])
+def test_a_models_training_step_with_the_kernel_in_the_interpreter(scheme):
+    pytest.importorskip("triton")
+    got = _interpreted("model", scheme)
+    # The tiny model's temporal groups take the kernel (axial's rows and columns too), except
+    # in the last block's cls-only step: 2 calls for divided, 5 for axial.
+    assert got["calls"] == {"divided": 2, "axial": 5}[scheme]
+    assert got["loss_diff"] < 5e-3
+    assert got["min_grad_cosine"] > 0.999
+
+
+def _model_step(scheme: str) -> dict:
+    """A bf16 training step of the tiny model with the kernel off and on. The layer takes the
+    kernel on CUDA devices only, so its switch is replaced by one that ignores the device."""
+    import torch.nn.functional as F
+
+    from helpers import clip, randomize, tiny
+
+    def on_any_device(self, qkv, drop):
+        return attention.CUDA_SHORT_GROUP_KERNEL and not drop and short_groups.applies(qkv)
+
+    attention.Attention._short_kernel = on_any_device
+    calls = []
+    kernel = short_groups.short_group_attention
+    short_groups.short_group_attention = lambda *a: calls.append(1) or kernel(*a)
+    model = randomize(tiny(scheme), seed=9).train()
+    x, label = clip(b=3), torch.tensor([1, 2, 0])
+    steps = []
+    for on in (False, True):
+        attention.CUDA_SHORT_GROUP_KERNEL = on
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x).float(), label)
+        loss.backward()
+        steps.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        model.zero_grad(set_to_none=True)
+    (loss_off, want), (loss_on, got) = steps
+    cosines = [
+        F.cosine_similarity(got[n].flatten().float(), want[n].flatten().float(), dim=0).item()
+        for n in want
+    ]
+    return {
+        "calls": len(calls),
+        "loss_diff": abs(loss_on - loss_off),
+        "min_grad_cosine": min(cosines),
+    }
 
 
 def _compare(dtype: torch.dtype, length: int) -> dict[str, float]:
@@ -119,4 +168,7 @@ def _compare(dtype: torch.dtype, length: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_compare(getattr(torch, sys.argv[1]), int(sys.argv[2]))))
+    if sys.argv[1] == "model":
+        print(json.dumps(_model_step(sys.argv[2])))
+    else:
+        print(json.dumps(_compare(getattr(torch, sys.argv[1]), int(sys.argv[2]))))

@@ -64,6 +64,13 @@ def applies(qkv: Tensor) -> bool:
 if triton is not None:
 
     @triton.jit
+    def _program(heads, BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr):
+        # This program's group and head, and the row and column indices of its tiles.
+        pid = tl.program_id(0)
+        g = (pid // heads).to(tl.int64)  # g x its stride passes 2^31 from about 100k groups
+        return g, pid % heads, tl.arange(0, BLOCK_L), tl.arange(0, HEAD_DIM)
+
+    @triton.jit
     def _load_qkv(qkv, g, h, rows, cols, length, s_g, s_l, s_c, s_h, scale):
         # (L', head_dim) fp32 tiles of q (scaled), k and v; rows >= L read as zeros.
         mask = rows[:, None] < length
@@ -88,11 +95,7 @@ if triton is not None:
         o_g, o_l, o_h,  # out's strides (the last one is 1)
         BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr,
     ):  # fmt: skip
-        pid = tl.program_id(0)
-        g = (pid // heads).to(tl.int64)  # g x its stride passes 2^31 from about 100k groups
-        h = pid % heads
-        rows = tl.arange(0, BLOCK_L)
-        cols = tl.arange(0, HEAD_DIM)
+        g, h, rows, cols = _program(heads, BLOCK_L, HEAD_DIM)
         q, k, v = _load_qkv(qkv, g, h, rows, cols, length, s_g, s_l, s_c, s_h, scale)
         p = _probabilities(q, k, rows, length)
         o = tl.sum(p[:, :, None] * v[None, :, :], axis=1)  # (L', head_dim)
@@ -107,11 +110,7 @@ if triton is not None:
         r_g, r_l, r_c, r_h,  # grad_qkv's strides
         BLOCK_L: tl.constexpr, HEAD_DIM: tl.constexpr,
     ):  # fmt: skip
-        pid = tl.program_id(0)
-        g = (pid // heads).to(tl.int64)  # g x its stride passes 2^31 from about 100k groups
-        h = pid % heads
-        rows = tl.arange(0, BLOCK_L)
-        cols = tl.arange(0, HEAD_DIM)
+        g, h, rows, cols = _program(heads, BLOCK_L, HEAD_DIM)
         mask = rows[:, None] < length
         q, k, v = _load_qkv(qkv, g, h, rows, cols, length, s_g, s_l, s_c, s_h, scale)
         p = _probabilities(q, k, rows, length)  # (i, j)
