@@ -23,6 +23,7 @@ from bench_model import _machine, alternate, autocast, build_pair, inputs, peak_
 
 import timesformer.layers.attention as attention
 from timesformer.flops import count_macs
+from timesformer.layers import short_groups
 from timesformer.variants import model_config
 
 VARIANTS = {"base": (8, 224), "hr": (16, 448), "large": (96, 224)}
@@ -60,21 +61,22 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     return {v: int(pairs.get(v, 1)) for v in variants}
 
 
-Setting = tuple[int, "list | None", bool]
+Setting = tuple[int, "list | None", int]
 
 
 def _library() -> Setting:
     return (
         attention.CUDA_PLAIN_MAX_LEN,
         attention.CUDA_SDPA_PRIORITY,
-        attention.CUDA_SHORT_GROUP_KERNEL,
+        short_groups.NUM_WARPS if attention.CUDA_SHORT_GROUP_KERNEL else 0,
     )
 
 
 def _settings(names: list[str]) -> dict[str, Setting]:
-    """``--ours`` settings -> (plain-path max length, SDPA kernel priority, Triton kernel for
-    groups of up to 16 tokens) on CUDA. ``kernel`` is the library's choices with the Triton
-    kernel on (``layers/short_groups.py``)."""
+    """``--ours`` settings -> (plain-path max length, SDPA kernel priority, warps per program of
+    the Triton kernel for groups of up to 16 tokens, 0 for off) on CUDA. ``kernel`` is the
+    library's choices with that kernel on (``layers/short_groups.py``), ``kernelN`` the same
+    with N warps per program (eager only: a compiled graph keeps the warps it was built with)."""
     from torch.nn.attention import SDPBackend
 
     flash = [
@@ -83,14 +85,16 @@ def _settings(names: list[str]) -> dict[str, Setting]:
         SDPBackend.CUDNN_ATTENTION,
         SDPBackend.MATH,
     ]
+    library = _library()
     known = {
-        "default": _library(),
-        "sdpa": (0, None, False),
-        "plain96": (96, None, False),
-        "flash": (0, flash, False),
-        "plain96+flash": (96, flash, False),
-        "kernel": (*_library()[:2], True),
+        "default": library,
+        "sdpa": (0, None, 0),
+        "plain96": (96, None, 0),
+        "flash": (0, flash, 0),
+        "plain96+flash": (96, flash, 0),
+        "kernel": (*library[:2], short_groups.NUM_WARPS),
     }
+    known |= {f"kernel{w}": (*library[:2], w) for w in (1, 2, 4, 8)}
     unknown = set(names) - set(known)
     if unknown:
         raise SystemExit(f"--ours: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -98,11 +102,10 @@ def _settings(names: list[str]) -> dict[str, Setting]:
 
 
 def _set(setting: Setting) -> None:
-    (
-        attention.CUDA_PLAIN_MAX_LEN,
-        attention.CUDA_SDPA_PRIORITY,
-        attention.CUDA_SHORT_GROUP_KERNEL,
-    ) = setting
+    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY, warps = setting
+    attention.CUDA_SHORT_GROUP_KERNEL = warps > 0
+    if warps:
+        short_groups.NUM_WARPS = warps
 
 
 def _as(setting: Setting, fn):
@@ -234,8 +237,9 @@ def suite_variants(
         "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
         "plain path for groups up to N tokens, `flash` the flash kernel first, `kernel` the "
         "library's setting with the Triton kernel for groups of up to 16 tokens "
-        "(`layers/short_groups.py`); `default` is the library's setting. Targets: HR inference "
-        "at least 2x the peer; a training step at least 45% of the bf16 peak.",
+        "(`layers/short_groups.py`), `kernelN` with N warps per program; `default` is the "
+        "library's setting. Targets: HR inference at least 2x the peer; a training step at "
+        "least 45% of the bf16 peak.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "
         f"--variants {','.join(variants)} --batch "

@@ -64,13 +64,14 @@ stage profile_compiled 100 $PY benchmarks/profile_step.py --what train --device 
 stage attention_compiled 150 $PY benchmarks/bench_model.py --suite attention --device cuda \
     --batch 32 --reps 10 --compile --out "$OUT/attention_gpu_compiled.md"
 # The short-group kernel: its CUDA tests; the layer alone, kernel off and on with 1-8 warps;
-# then base and HR eager and base compiled, each with the library's attention path (default)
-# and with the kernel on (kernel), in the same run.
+# then base and HR eager with the library's attention path (default) and the kernel at 1-8
+# warps (kernelN), and base compiled with the kernel at short_groups.NUM_WARPS (kernel), each
+# beside the library's path in the same run.
 stage short_tests 120 $PY -m pytest tests/gpu -q -p no:cacheprovider -k short_group
 stage short_bench 90 $PY benchmarks/bench_short_groups.py --out "$OUT/short_groups_gpu.md"
 stage short_variants 150 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base,hr --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" \
-    --ours default,kernel --out "$OUT/variants_gpu_short.md"
+    --ours default,kernel1,kernel2,kernel4,kernel8 --out "$OUT/variants_gpu_short.md"
 stage short_compiled 240 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base --batch 32 --reps 6 --peak-tflops "$peak" --compile \
     --compiled-ours default,kernel --out "$OUT/variants_gpu_compiled_short.md"
