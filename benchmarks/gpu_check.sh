@@ -67,9 +67,9 @@ stage attention_compiled 150 $PY benchmarks/bench_model.py --suite attention --d
 # then base and HR eager with the library's attention path (default) and the kernel at 1-8
 # warps (kernelN), and base compiled with the kernel at short_groups.NUM_WARPS (kernel), each
 # beside the library's path in the same run.
-stage short_tests 120 $PY -m pytest tests/gpu -q -p no:cacheprovider -k short_group
+stage short_tests 90 $PY -m pytest tests/gpu -q -p no:cacheprovider -k short_group
 stage short_bench 90 $PY benchmarks/bench_short_groups.py --out "$OUT/short_groups_gpu.md"
-stage short_variants 150 $PY benchmarks/bench_model.py --suite variants --device cuda \
+stage short_variants 180 $PY benchmarks/bench_model.py --suite variants --device cuda \
     --variants base,hr --batch base=32,hr=2 --reps 10 --peak-tflops "$peak" \
     --ours default,kernel1,kernel2,kernel4,kernel8 --out "$OUT/variants_gpu_short.md"
 stage short_compiled 240 $PY benchmarks/bench_model.py --suite variants --device cuda \
