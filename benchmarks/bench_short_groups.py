@@ -19,29 +19,27 @@ import sys
 import torch
 import torch.nn.functional as F
 from bench_model import _machine, alternate, write_result
+from bench_variants import Setting, _library, _set
 
-import timesformer.layers.attention as attention
 from timesformer.layers import short_groups
 from timesformer.layers.attention import Attention
 
 SHAPES = (("base, batch 32", 32 * 196, 8), ("HR, batch 2", 2 * 784, 16))
 WARPS = (1, 2, 4, 8)
+LIBRARY_WARPS = short_groups.NUM_WARPS  # the timed settings change it; the check uses this
 
 
-def _setting(kernel: bool, warps: int = 4):
-    def use() -> None:
-        attention.CUDA_SHORT_GROUP_KERNEL = kernel
-        short_groups.NUM_WARPS = warps
-
-    return use
+def _kernel(warps: int) -> Setting:
+    """The library's attention choices with the kernel at ``warps`` per program (0: off)."""
+    return (*_library()[:2], warps)
 
 
 def _check(layer: Attention, x: torch.Tensor) -> tuple[float, float]:
     """Cosine similarity of the kernel's output and input gradient to the library's."""
     upstream = torch.randn(x.shape, device=x.device, dtype=x.dtype)
     got = []
-    for kernel in (False, True):
-        _setting(kernel)()
+    for warps in (0, LIBRARY_WARPS):
+        _set(_kernel(warps))
         xg = x.detach().requires_grad_()
         out = layer(xg, project=False)
         (grad,) = torch.autograd.grad(out, xg, upstream)
@@ -60,21 +58,20 @@ def measure(groups: int, length: int, reps: int, inner: int, device: torch.devic
     xg = x.clone().requires_grad_()
     upstream = torch.randn_like(x)
     cosines = _check(layer, x)
-    settings = {"library": _setting(False)}
-    settings.update({f"kernel, {w} warps": _setting(True, w) for w in WARPS})
+    settings = {"library": _kernel(0)} | {f"kernel, {w} warps": _kernel(w) for w in WARPS}
 
-    def forward(use):
+    def forward(setting):
         def run():
-            use()
+            _set(setting)
             with torch.no_grad():
                 for _ in range(inner):
                     layer(x, project=False)
 
         return run
 
-    def train(use):
+    def train(setting):
         def run():
-            use()
+            _set(setting)
             for _ in range(inner):
                 layer(xg, project=False).backward(upstream)
 
@@ -100,7 +97,7 @@ def measure(groups: int, length: int, reps: int, inner: int, device: torch.devic
         ("fwd+bwd", "qkv projection"): projection(True),
     }
     t = alternate(fns, reps, device)
-    _setting(False)()
+    _set(settings["library"])
     return {"ms": {k: v * 1e3 / inner for k, v in t.items()}, "cosines": cosines}
 
 
