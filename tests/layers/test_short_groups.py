@@ -110,7 +110,8 @@ def _model_step(scheme: str) -> dict:
     from helpers import clip, randomize, tiny
 
     def on_any_device(self, qkv, drop):
-        return attention.CUDA_SHORT_GROUP_KERNEL and not drop and short_groups.applies(qkv)
+        on = attention.CUDA_SHORT_GROUP_KERNEL and not drop and short_groups.applies(qkv)
+        return short_groups.short_group_attention if on else None
 
     attention.Attention._short_kernel = on_any_device
     calls = []

@@ -8,6 +8,7 @@ knows about space or time, and no N x N mask is ever built.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -75,10 +76,9 @@ class Attention(nn.Module):
         if queries is None or queries >= l:
             # (G, L, 3D) -> (G, L, 3, heads, head_dim): q, k, v in the reference's order.
             qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim)
-            if self._short_kernel(qkv, drop):
-                from timesformer.layers import short_groups
-
-                out = short_groups.short_group_attention(qkv, self.scale).reshape(g, l, d)
+            kernel = self._short_kernel(qkv, drop)
+            if kernel is not None:
+                out = kernel(qkv, self.scale).reshape(g, l, d)
                 return self.proj(out) if project else out
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         else:
@@ -106,16 +106,18 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(g, l, d)
         return self.proj(out) if project else out
 
-    def _short_kernel(self, qkv: Tensor, drop: float) -> bool:
-        """Whether ``short_groups``' kernel runs: switched on, on a CUDA device, for the fused
-        path without dropout on the weights or kept attention maps."""
+    def _short_kernel(self, qkv: Tensor, drop: float) -> Callable[[Tensor, float], Tensor] | None:
+        """``short_groups``' kernel where it runs (switched on, on a CUDA device, for the fused
+        path without dropout on the weights or kept attention maps), else None."""
         if not (CUDA_SHORT_GROUP_KERNEL and qkv.is_cuda and self.fused):
-            return False
+            return None
         # Imported here: importing Triton takes about a second and a half, which every
         # ``import timesformer`` on a machine with Triton would otherwise pay.
         from timesformer.layers import short_groups
 
-        return not self.keep_attention and not drop and short_groups.applies(qkv)
+        if self.keep_attention or drop or not short_groups.applies(qkv):
+            return None
+        return short_groups.short_group_attention
 
 
 def _plain_is_faster(q: Tensor) -> bool:
