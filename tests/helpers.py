@@ -34,6 +34,17 @@ def clip(b: int = 2, t: int = 4, h: int = 16, w: int = 16, seed: int = 0) -> tor
     return torch.randn(b, 3, t, h, w, generator=torch.Generator().manual_seed(seed))
 
 
+def bf16_step(model, fn, x, label) -> tuple[float, dict[str, torch.Tensor]]:
+    """The loss and every gradient of one training step of ``model`` run as ``fn`` under bf16
+    autocast on ``x``'s device; the gradients are then cleared."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(fn(x).float(), label)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    return loss.item(), grads
+
+
 def tiny_overrides(root: Path, out: Path, **extra) -> list[str]:
     """key=value overrides for a tiny CPU run on ``synth_root``."""
     values = {

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import timesformer
 import timesformer.layers.attention as attention
-from helpers import clip, randomize, tiny, tiny_overrides
+from helpers import bf16_step, clip, randomize, tiny, tiny_overrides
 from timesformer.checkpoints import load_checkpoint
 from timesformer.engine import Trainer, load_config
 from timesformer.engine.state import epoch_checkpoints
@@ -144,17 +144,6 @@ def test_compiled_model_on_cuda_gives_the_eager_logits():
     compiled = torch.compile(model)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
-
-
-def bf16_step(model, fn, x, label) -> tuple[float, dict[str, torch.Tensor]]:
-    """The loss and every gradient of one training step of ``model`` run as ``fn`` under bf16
-    autocast; the gradients are then cleared."""
-    with torch.autocast(CUDA.type, dtype=torch.bfloat16):
-        loss = F.cross_entropy(fn(x).float(), label)
-    loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
-    return loss.item(), grads
 
 
 def test_compiled_training_step_on_cuda_gives_the_eager_gradients():

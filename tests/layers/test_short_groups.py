@@ -107,7 +107,7 @@ def _model_step(scheme: str) -> dict:
     kernel on CUDA devices only, so its switch is replaced by one that ignores the device."""
     import torch.nn.functional as F
 
-    from helpers import clip, randomize, tiny
+    from helpers import bf16_step, clip, randomize, tiny
 
     def on_any_device(self, qkv, drop):
         on = attention.CUDA_SHORT_GROUP_KERNEL and not drop and short_groups.applies(qkv)
@@ -122,11 +122,7 @@ def _model_step(scheme: str) -> dict:
     steps = []
     for on in (False, True):
         attention.CUDA_SHORT_GROUP_KERNEL = on
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.cross_entropy(model(x).float(), label)
-        loss.backward()
-        steps.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-        model.zero_grad(set_to_none=True)
+        steps.append(bf16_step(model, model, x, label))
     (loss_off, want), (loss_on, got) = steps
     cosines = [
         F.cosine_similarity(got[n].flatten().float(), want[n].flatten().float(), dim=0).item()
