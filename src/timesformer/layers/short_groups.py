@@ -128,6 +128,8 @@ if triton is not None:
         tl.store(at + 2 * r_c, dv.to(kind), mask=mask)
 
     def _block(length: int) -> int:
+        # Tiles are a power of two long (tl.arange); a group of 1 runs as a padded tile of 2,
+        # the size the interpreter tests check.
         return max(2, triton.next_power_of_2(length))
 
     @triton_op("timesformer::short_group_attention", mutates_args=())
