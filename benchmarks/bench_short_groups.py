@@ -3,10 +3,10 @@
 Times ``Attention(768, 12)`` without its output projection (``project=False``) on divided
 attention's temporal groups: base's 8 tokens (batch 32: 6,272 groups) and HR's 16 (batch 2:
 1,568 groups), in bf16, forward alone and forward + backward, with the kernel off (the library's
-path: the plain path for 8 tokens, SDPA for 16) and on with 1, 2, 4 and 8 warps per program
-(``short_groups.NUM_WARPS``). The fused qkv projection alone is timed too: the layer's time
-less the projection's is the attention's. Before timing, the kernel's output and input gradient
-are checked against the library's path.
+path: the plain path for 8 tokens, SDPA for 16) and on, at ``short_groups.warps()``' choice
+per pass and with 1, 2, 4 and 8 warps per program (``short_groups.NUM_WARPS``). The fused qkv
+projection alone is timed too: the layer's time less the projection's is the attention's.
+Before timing, the kernel's output and input gradient are checked against the library's path.
 
     python3 benchmarks/bench_short_groups.py --out /tmp/gpu/short_groups_gpu.md   # CUDA only
 """
@@ -19,26 +19,26 @@ import sys
 import torch
 import torch.nn.functional as F
 from bench_model import _machine, alternate, write_result
-from bench_variants import Setting, _library, _set
+from bench_variants import TUNED, Setting, _library, _set
 
 from timesformer.layers import short_groups
 from timesformer.layers.attention import Attention
 
 SHAPES = (("base, batch 32", 32 * 196, 8), ("HR, batch 2", 2 * 784, 16))
 WARPS = (1, 2, 4, 8)
-LIBRARY_WARPS = short_groups.NUM_WARPS  # the timed settings change it; the check uses this
 
 
 def _kernel(warps: int) -> Setting:
-    """The library's attention choices with the kernel at ``warps`` per program (0: off)."""
-    return (*_library()[:2], warps)
+    """The library's attention choices with the kernel at ``warps`` per program (0: off,
+    ``TUNED``: ``short_groups.warps()``' choice)."""
+    return (*_library()[:2], warps, warps != 0)
 
 
 def _check(layer: Attention, x: torch.Tensor) -> tuple[float, float]:
     """Cosine similarity of the kernel's output and input gradient to the library's."""
     upstream = torch.randn(x.shape, device=x.device, dtype=x.dtype)
     got = []
-    for warps in (0, LIBRARY_WARPS):
+    for warps in (0, TUNED):
         _set(_kernel(warps))
         xg = x.detach().requires_grad_()
         out = layer(xg, project=False)
@@ -58,7 +58,8 @@ def measure(groups: int, length: int, reps: int, inner: int, device: torch.devic
     xg = x.clone().requires_grad_()
     upstream = torch.randn_like(x)
     cosines = _check(layer, x)
-    settings = {"library": _kernel(0)} | {f"kernel, {w} warps": _kernel(w) for w in WARPS}
+    settings = {"library": _kernel(0), "kernel, tuned": _kernel(TUNED)}
+    settings |= {f"kernel, {w} warps": _kernel(w) for w in WARPS}
 
     def forward(setting):
         def run():
@@ -118,13 +119,16 @@ def main() -> int:
     if not short_groups.available():
         print("bench_short_groups.py: needs triton", file=sys.stderr)
         return 2
-    names = ["library"] + [f"kernel, {w} warps" for w in WARPS] + ["qkv projection"]
+    names = (
+        ["library", "kernel, tuned"] + [f"kernel, {w} warps" for w in WARPS] + ["qkv projection"]
+    )
     lines = [
         "# Attention within short groups: the Triton kernel against the layer's own path",
         "",
         f"Device: {_machine(device)}. `Attention(768, 12)` without its output projection, bf16, "
         f"milliseconds per call: medians of {args.reps} alternating reps of {args.inner} calls. "
-        "`library` is the layer's path with the kernel off; `qkv projection` is the fused "
+        "`library` is the layer's path with the kernel off; `kernel, tuned` the kernel at "
+        "`short_groups.warps()`' choice per pass; `qkv projection` is the fused "
         "projection alone, which every other column includes.",
         "",
         "| groups | pass | " + " | ".join(names) + " | cosine out / grad |",

@@ -102,6 +102,53 @@ def test_a_models_training_step_with_the_kernel_in_the_interpreter(scheme):
     assert got["min_grad_cosine"] > 0.999
 
 
+def test_a_compiled_graph_runs_the_kernel_in_the_interpreter():
+    pytest.importorskip("triton")
+    got = _interpreted("compiled")
+    # The operators are opaque to torch.compile: the graph launches the kernels themselves.
+    assert got["launches"] == {"forward": 1, "backward": 1}
+    assert got["output"] < 1e-5
+    assert got["grad"] < 1e-5
+
+
+def _compiled() -> dict:
+    """A function calling the kernel, compiled as one graph, against the plain softmax
+    attention in eager mode: output and gradient differences, and the kernels' launches."""
+    launches = {}
+
+    class Counted:  # a kernel whose launches (kernel[grid]) are counted
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, grid):
+            launches[self.name] = launches.get(self.name, 0) + 1
+            return self.kernel[grid]
+
+    short_groups._forward_kernel = Counted("forward", short_groups._forward_kernel)
+    short_groups._backward_kernel = Counted("backward", short_groups._backward_kernel)
+
+    def kernel(qkv):
+        return short_groups.short_group_attention(qkv * 1.5, 0.125).transpose(1, 2)
+
+    def plain(qkv):
+        q, k, v = (qkv * 1.5).permute(2, 0, 3, 1, 4).unbind(0)
+        return (q * 0.125 @ k.transpose(-2, -1)).softmax(-1) @ v
+
+    torch.manual_seed(0)
+    qkv = torch.randn(6, 8, 3, 2, 16, requires_grad=True)
+    upstream = torch.randn(6, 2, 8, 16)
+    results = []
+    for fn in (plain, torch.compile(kernel, fullgraph=True)):
+        out = fn(qkv)
+        results.append((out, torch.autograd.grad(out, qkv, upstream)[0]))
+    (want, want_grad), (got, grad) = results
+    return {
+        "launches": launches,
+        "output": (got - want).abs().max().item(),
+        "grad": (grad - want_grad).abs().max().item(),
+    }
+
+
 def _model_step(scheme: str) -> dict:
     """A bf16 training step of the tiny model with the kernel off and on. The layer takes the
     kernel on CUDA devices only, so its switch is replaced by one that ignores the device."""
@@ -167,5 +214,7 @@ def _compare(dtype: torch.dtype, length: int) -> dict[str, float]:
 if __name__ == "__main__":
     if sys.argv[1] == "model":
         print(json.dumps(_model_step(sys.argv[2])))
+    elif sys.argv[1] == "compiled":
+        print(json.dumps(_compiled()))
     else:
         print(json.dumps(_compare(getattr(torch, sys.argv[1]), int(sys.argv[2]))))

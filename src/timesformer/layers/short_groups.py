@@ -11,15 +11,18 @@ layout ``proj`` reads. Its backward recomputes the scores (cheaper than storing 
 the gradients of q, k and v straight into the fused qkv gradient. Nothing of size L x L reaches
 memory, and no copy regroups q, k, v or the output.
 
-Both kernels are ``torch.library.triton_op`` operators, so ``torch.compile`` sees them as
-Triton kernels rather than graph breaks.
+Both kernels are launched from ``torch.library.custom_op`` operators, which ``torch.compile``
+keeps as opaque calls: the launch runs exactly as in eager mode. As ``triton_op`` operators,
+which inductor compiles itself, the same kernels ran about ten times slower in a compiled
+training step than eager on an H100 (1.79 ms per forward call against about 0.17 ms; see
+``benchmarks/results/profile_train_gpu_compiled_kernel_triton_op.txt``), for a cause not found
+within the lease.
 
-**Not yet on by default.** The kernels were checked for correctness in Triton's interpreter on
-the CPU (``tests/layers/test_short_groups.py``, which needs ``triton`` installed) but not yet
-timed on a GPU. ``attention.CUDA_SHORT_GROUP_KERNEL = True`` turns them on, and
-``benchmarks/gpu_check.sh``'s ``short_groups`` stage tests and times them against the
-library's path. Without Triton (every CPU-only install) this module defines nothing to call
-and ``available()`` is False.
+``attention.CUDA_SHORT_GROUP_KERNEL`` switches the kernels on, and ``benchmarks/gpu_check.sh``'s
+``short_*`` stages test and time them against the library's path. They were checked for
+correctness in Triton's interpreter on the CPU (``tests/layers/test_short_groups.py``, which
+needs ``triton`` installed) and by the CUDA tests on a GPU. Without Triton (every CPU-only
+install) this module defines nothing to call and ``available()`` is False.
 """
 
 from __future__ import annotations
@@ -30,16 +33,28 @@ from torch import Tensor
 try:
     import triton
     import triton.language as tl
-    from torch.library import triton_op, wrap_triton
 except ImportError:  # CPU-only installs: torch's CPU wheels do not bring Triton
     triton = None
 
 #: The longest group the kernels take: each program holds an L x L x head_dim product in
 #: registers, which stops being cheap beyond this.
 MAX_LEN = 16
-#: Warps per program (Triton's default). Not tuned yet: ``benchmarks/bench_short_groups.py``
-#: times 1, 2, 4 and 8. Read at each eager call, and once when ``torch.compile`` builds a graph.
-NUM_WARPS = 4
+#: Warps per program for both passes; None (the default) takes ``warps()``' measured choice.
+#: The benchmarks set it to time 1, 2, 4 and 8. Read at each call, compiled graphs included.
+NUM_WARPS: int | None = None
+
+
+def warps(length: int, backward: bool) -> int:
+    """Warps per program for groups of ``length`` tokens: ``NUM_WARPS`` if set, else 1, but 8
+    for the backward of groups over 8 tokens. On an H100 (``results/short_groups_gpu.md``),
+    1 warp was fastest for 8-token groups in both passes (forward + backward of the layer
+    without ``proj`` 1.68 ms, 3.14 ms at 4 warps, 3.95 ms without the kernel) and for 16-token
+    forwards; the 16-token backward, whose (L, L, head_dim) products hold 16,384 values a program,
+    was fastest at 8 (forward + backward 1.99 ms against 2.70 ms at 1 warp, 1.90 ms without
+    the kernel)."""
+    if NUM_WARPS:
+        return NUM_WARPS
+    return 8 if backward and length > 8 else 1
 
 
 def available() -> bool:
@@ -132,29 +147,38 @@ if triton is not None:
         # the size the interpreter tests check.
         return max(2, triton.next_power_of_2(length))
 
-    @triton_op("timesformer::short_group_attention", mutates_args=())
+    @torch.library.custom_op("timesformer::short_group_attention", mutates_args=())
     def _attention(qkv: Tensor, scale: float) -> Tensor:
         g, length, _, heads, head_dim = qkv.shape
         out = qkv.new_empty(g, length, heads, head_dim)
         if out.numel():
-            wrap_triton(_forward_kernel)[(g * heads,)](
+            _forward_kernel[(g * heads,)](
                 qkv, out, length, heads, scale,
                 *qkv.stride()[:4], *out.stride()[:3],
-                BLOCK_L=_block(length), HEAD_DIM=head_dim, num_warps=NUM_WARPS,
+                BLOCK_L=_block(length), HEAD_DIM=head_dim, num_warps=warps(length, False),
             )  # fmt: skip
         return out
 
-    @triton_op("timesformer::short_group_attention_backward", mutates_args=())
+    @_attention.register_fake
+    def _attention_shape(qkv: Tensor, scale: float) -> Tensor:
+        g, length, _, heads, head_dim = qkv.shape
+        return qkv.new_empty(g, length, heads, head_dim)
+
+    @torch.library.custom_op("timesformer::short_group_attention_backward", mutates_args=())
     def _attention_backward(qkv: Tensor, grad_out: Tensor, scale: float) -> Tensor:
         g, length, _, heads, head_dim = qkv.shape
         grad_qkv = qkv.new_empty(qkv.shape)
         if grad_qkv.numel():
-            wrap_triton(_backward_kernel)[(g * heads,)](
+            _backward_kernel[(g * heads,)](
                 qkv, grad_out, grad_qkv, length, heads, scale,
                 *qkv.stride()[:4], *grad_out.stride()[:3], *grad_qkv.stride()[:4],
-                BLOCK_L=_block(length), HEAD_DIM=head_dim, num_warps=NUM_WARPS,
+                BLOCK_L=_block(length), HEAD_DIM=head_dim, num_warps=warps(length, True),
             )  # fmt: skip
         return grad_qkv
+
+    @_attention_backward.register_fake
+    def _attention_backward_shape(qkv: Tensor, grad_out: Tensor, scale: float) -> Tensor:
+        return qkv.new_empty(qkv.shape)
 
     def _setup_context(ctx, inputs, output) -> None:
         qkv, scale = inputs
