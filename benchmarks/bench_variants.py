@@ -61,22 +61,27 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     return {v: int(pairs.get(v, 1)) for v in variants}
 
 
-Setting = tuple[int, "list | None", int]
+Setting = tuple[int, "list | None", int, bool]
+#: A setting's warps for the Triton kernel on with ``short_groups.warps()``' measured choice.
+TUNED = -1
 
 
 def _library() -> Setting:
     return (
         attention.CUDA_PLAIN_MAX_LEN,
         attention.CUDA_SDPA_PRIORITY,
-        short_groups.NUM_WARPS if attention.CUDA_SHORT_GROUP_KERNEL else 0,
+        (short_groups.NUM_WARPS or TUNED) if attention.CUDA_SHORT_GROUP_KERNEL else 0,
+        attention.CUDA_SHORT_GROUP_KERNEL_COMPILED,
     )
 
 
 def _settings(names: list[str]) -> dict[str, Setting]:
     """``--ours`` settings -> (plain-path max length, SDPA kernel priority, warps per program of
-    the Triton kernel for groups of up to 16 tokens, 0 for off) on CUDA. ``kernel`` is the
-    library's choices with that kernel on (``layers/short_groups.py``), ``kernelN`` the same
-    with N warps per program (eager only: a compiled graph keeps the warps it was built with)."""
+    the Triton kernel for groups of up to 16 tokens: 0 off, ``TUNED`` its measured choice;
+    whether that kernel runs under ``torch.compile`` too) on CUDA. ``kernel`` is the library's
+    choices with that kernel on at its measured warps, compiled too (``layers/short_groups.py``),
+    ``kernelN`` the same with N warps per program in both passes; ``nokernel`` the library's
+    choices with the kernel off."""
     from torch.nn.attention import SDPBackend
 
     flash = [
@@ -88,13 +93,14 @@ def _settings(names: list[str]) -> dict[str, Setting]:
     library = _library()
     known = {
         "default": library,
-        "sdpa": (0, None, 0),
-        "plain96": (96, None, 0),
-        "flash": (0, flash, 0),
-        "plain96+flash": (96, flash, 0),
-        "kernel": (*library[:2], short_groups.NUM_WARPS),
+        "sdpa": (0, None, 0, False),
+        "plain96": (96, None, 0, False),
+        "flash": (0, flash, 0, False),
+        "plain96+flash": (96, flash, 0, False),
+        "kernel": (*library[:2], TUNED, True),
+        "nokernel": (*library[:2], 0, False),
     }
-    known |= {f"kernel{w}": (*library[:2], w) for w in (1, 2, 4, 8)}
+    known |= {f"kernel{w}": (*library[:2], w, True) for w in (1, 2, 4, 8)}
     unknown = set(names) - set(known)
     if unknown:
         raise SystemExit(f"--ours: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -102,10 +108,10 @@ def _settings(names: list[str]) -> dict[str, Setting]:
 
 
 def _set(setting: Setting) -> None:
-    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY, warps = setting
-    attention.CUDA_SHORT_GROUP_KERNEL = warps > 0
-    if warps:
-        short_groups.NUM_WARPS = warps
+    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY, warps, compiled = setting
+    attention.CUDA_SHORT_GROUP_KERNEL = warps != 0
+    attention.CUDA_SHORT_GROUP_KERNEL_COMPILED = compiled
+    short_groups.NUM_WARPS = warps if warps > 0 else None
 
 
 def _as(setting: Setting, fn):
@@ -237,7 +243,8 @@ def suite_variants(
         "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
         "plain path for groups up to N tokens, `flash` the flash kernel first, `kernel` the "
         "library's setting with the Triton kernel for groups of up to 16 tokens "
-        "(`layers/short_groups.py`), `kernelN` with N warps per program; `default` is the "
+        "(`layers/short_groups.py`) compiled too, `kernelN` with N warps per program, "
+        "`nokernel` without it; `default` is the "
         "library's setting. Targets: HR inference at least 2x the peer; a training step at "
         "least 45% of the bf16 peak.",
         "",

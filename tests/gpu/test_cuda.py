@@ -163,10 +163,10 @@ def test_compiled_training_step_on_cuda_gives_the_eager_gradients():
 
 @pytest.mark.parametrize("scheme_name", ["divided", "axial"])
 def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme_name, monkeypatch):
-    """The Triton kernel for short groups (``layers/short_groups.py``, off by default): a bf16
-    training step with it, eager and compiled, against the library's path. The tiny model's
+    """The Triton kernel for short groups (``layers/short_groups.py``): a bf16 training step
+    with it, eager and compiled, against the library's path without it. The tiny model's
     temporal groups (4 tokens; axial's rows and columns too) take the kernel, its spatial groups
-    (17 tokens) do not."""
+    (17 tokens) do not. Compiled graphs leave it out unless told to take it."""
     if CUDA.type != "cuda":
         pytest.skip("the kernel runs on CUDA devices only")
     pytest.importorskip("triton")
@@ -181,13 +181,16 @@ def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme
     x = clip(b=3).to(CUDA)
     label = torch.tensor([1, 2, 0], device=CUDA)
 
-    def step(on: bool, compiled: bool = False):
+    def step(on: bool, compiled: bool = False, in_graphs: bool = True):
         monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", on)
+        monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL_COMPILED", in_graphs)
         torch._dynamo.reset()
         return bf16_step(model, torch.compile(model) if compiled else model, x, label)
 
     loss_off, want = step(False)
     assert not calls
+    step(True, compiled=True, in_graphs=False)
+    assert not calls, "a compiled graph took the kernel without CUDA_SHORT_GROUP_KERNEL_COMPILED"
     loss_on, got = step(True)
     assert calls, "the kernel did not run"
     loss_compiled, got_compiled = step(True, compiled=True)

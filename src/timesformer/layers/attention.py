@@ -30,9 +30,15 @@ CPU_PLAIN_MAX_LEN = 512
 # ``--suite attention --device cuda`` and ``--suite variants --ours ...`` (results/*_gpu.md).
 CUDA_PLAIN_MAX_LEN = 8
 CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
-# The Triton kernel for groups of up to 16 tokens (``short_groups``) on a CUDA device: off until
-# it has been timed on a GPU against the path above (``gpu_check.sh``'s ``short_groups`` stage).
-CUDA_SHORT_GROUP_KERNEL = False
+# The Triton kernel for groups of up to 16 tokens (``short_groups``) on a CUDA device, where
+# Triton is installed. Eager, it beat the path above on an H100: base's bf16 training step
+# 153 ms against 181, inference 840 clips/s against 665; HR inference 87.6 against 81.0, its
+# training step even (100 ms against 99) (results/variants_gpu_short.md).
+CUDA_SHORT_GROUP_KERNEL = True
+# Under torch.compile it is off unless this is set: compiled as a ``triton_op`` it made base's
+# step slower (145 ms against 121, results/variants_gpu_compiled_kernel_triton_op_*.md), and
+# the ``custom_op`` form it has now has not been timed compiled.
+CUDA_SHORT_GROUP_KERNEL_COMPILED = False
 
 
 class Attention(nn.Module):
@@ -108,8 +114,11 @@ class Attention(nn.Module):
 
     def _short_kernel(self, qkv: Tensor, drop: float) -> Callable[[Tensor, float], Tensor] | None:
         """``short_groups``' kernel where it runs (switched on, on a CUDA device, for the fused
-        path without dropout on the weights or kept attention maps), else None."""
+        path without dropout on the weights or kept attention maps; under ``torch.compile``
+        only with ``CUDA_SHORT_GROUP_KERNEL_COMPILED``), else None."""
         if not (CUDA_SHORT_GROUP_KERNEL and qkv.is_cuda and self.fused):
+            return None
+        if torch.compiler.is_compiling() and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
             return None
         # Imported here: importing Triton takes about a second and a half, which every
         # ``import timesformer`` on a machine with Triton would otherwise pay.
