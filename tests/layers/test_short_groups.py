@@ -45,6 +45,43 @@ def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
     assert torch.equal(outs[0][1], outs[1][1])
 
 
+def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch):
+    """On by default, the kernel must not stop a model on a card where it cannot be built: the
+    layer warns once and takes its own path (here the CPU stands in for such a card)."""
+    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
+    monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
+    monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
+    monkeypatch.setattr(
+        short_groups, "unavailable", lambda qkv: "CompilationError: out of resources"
+    )
+
+    def not_to_be_called(*args):
+        raise AssertionError("the kernel ran although its probe failed")
+
+    monkeypatch.setattr(short_groups, "short_group_attention", not_to_be_called)
+    torch.manual_seed(0)
+    layer = Attention(32, 2).train()
+    x = torch.randn(5, 8, 32)
+    with pytest.warns(RuntimeWarning, match=r"kernel does not run here \(CompilationError: out"):
+        got = layer(x)
+    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
+    assert torch.equal(got, layer(x))
+
+
+def test_the_probe_reports_a_kernel_that_cannot_run(monkeypatch):
+    """Outside the interpreter Triton cannot run on CPU tensors: the probe says so in one line,
+    and keeps the answer rather than trying again."""
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET"):
+        pytest.skip("the interpreter runs the kernels on CPU tensors")
+    monkeypatch.setattr(short_groups, "_PROBED", {})
+    qkv = torch.zeros(2, 8, 3, 2, 16)
+    why = short_groups.unavailable(qkv)
+    assert why and "\n" not in why
+    monkeypatch.setattr(short_groups, "_attention", None)  # a second probe would fail on this
+    assert short_groups.unavailable(qkv) == why
+
+
 def test_forward_and_backward_trace_as_two_operators():
     """What ``torch.compile`` sees: the kernels as ``timesformer`` operators, traced with fake
     tensors (no kernel runs, so no GPU is needed)."""
@@ -98,6 +135,8 @@ def test_a_models_training_step_with_the_kernel_in_the_interpreter(scheme):
     # The tiny model's temporal groups take the kernel (axial's rows and columns too), except
     # in the last block's cls-only step: 2 calls for divided, 5 for axial.
     assert got["calls"] == {"divided": 2, "axial": 5}[scheme]
+    # Each group length the kernel met was probed once, and the kernels ran for it.
+    assert got["probed"] and set(got["probed"]) == {"None"}
     assert got["loss_diff"] < 5e-3
     assert got["min_grad_cosine"] > 0.999
 
@@ -151,16 +190,12 @@ def _compiled() -> dict:
 
 def _model_step(scheme: str) -> dict:
     """A bf16 training step of the tiny model with the kernel off and on. The layer takes the
-    kernel on CUDA devices only, so its switch is replaced by one that ignores the device."""
+    kernel on CUDA devices only, so its device check is replaced by one that takes any."""
     import torch.nn.functional as F
 
     from helpers import bf16_step, clip, randomize, tiny
 
-    def on_any_device(self, qkv, drop):
-        on = attention.CUDA_SHORT_GROUP_KERNEL and not drop and short_groups.applies(qkv)
-        return short_groups.short_group_attention if on else None
-
-    attention.Attention._short_kernel = on_any_device
+    attention._kernel_device = lambda qkv: True
     calls = []
     kernel = short_groups.short_group_attention
     short_groups.short_group_attention = lambda *a: calls.append(1) or kernel(*a)
@@ -177,6 +212,7 @@ def _model_step(scheme: str) -> dict:
     ]
     return {
         "calls": len(calls),
+        "probed": sorted(str(why) for why in short_groups._PROBED.values()),
         "loss_diff": abs(loss_on - loss_off),
         "min_grad_cosine": min(cosines),
     }

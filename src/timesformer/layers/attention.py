@@ -8,6 +8,7 @@ knows about space or time, and no N x N mask is ever built.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -116,9 +117,10 @@ class Attention(nn.Module):
         """``short_groups``' kernel where it runs (switched on, on a CUDA device, for the fused
         path without dropout on the weights or kept attention maps; under ``torch.compile``
         only with ``CUDA_SHORT_GROUP_KERNEL_COMPILED``), else None."""
-        if not (CUDA_SHORT_GROUP_KERNEL and qkv.is_cuda and self.fused):
+        if not (CUDA_SHORT_GROUP_KERNEL and _kernel_device(qkv) and self.fused):
             return None
-        if torch.compiler.is_compiling() and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
+        compiling = torch.compiler.is_compiling()
+        if compiling and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
             return None
         # Imported here: importing Triton takes about a second and a half, which every
         # ``import timesformer`` on a machine with Triton would otherwise pay.
@@ -126,7 +128,24 @@ class Attention(nn.Module):
 
         if self.keep_attention or drop or not short_groups.applies(qkv):
             return None
+        # On by default, so a card or Triton build that cannot run it must not stop the model:
+        # the first call for each shape and dtype tries it, and a failure falls back, once told.
+        why = None if compiling else short_groups.unavailable(qkv)
+        if why:
+            warnings.warn(
+                f"the short-group attention kernel does not run here ({why}); attention "
+                "takes the path without it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
         return short_groups.short_group_attention
+
+
+def _kernel_device(qkv: Tensor) -> bool:
+    """Whether ``qkv``'s device runs the short-group kernel: CUDA devices (the CPU tests, which
+    run it in Triton's interpreter, stand this in)."""
+    return qkv.is_cuda
 
 
 def _plain_is_faster(q: Tensor) -> bool:

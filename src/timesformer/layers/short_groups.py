@@ -57,6 +57,33 @@ def warps(length: int, backward: bool) -> int:
     return 8 if backward and length > 8 else 1
 
 
+#: (device, dtype, length, head_dim) -> None where both kernels built and ran, else why not.
+_PROBED: dict[tuple, str | None] = {}
+
+
+def unavailable(qkv: Tensor) -> str | None:
+    """Why the kernels cannot run for ``qkv``'s device, dtype, length and head size, or None.
+
+    The first call for each of these builds and runs both kernels on one group of one head (a
+    Triton build fails on a card or Triton version it does not support, or when a program
+    needs more registers or shared memory than the card has), and the answer is kept. Eager
+    mode only: a compiled graph cannot run the probe while it is being traced."""
+    if qkv.is_cuda and torch.cuda.is_current_stream_capturing():
+        return None  # no probe inside a CUDA graph's capture: it would be recorded there
+    key = (qkv.device, qkv.dtype, qkv.shape[1], qkv.shape[-1])
+    if key not in _PROBED:
+        try:
+            # A failed build raises at the launch, so no synchronisation is needed to see it.
+            one = torch.randn(1, key[2], 3, 1, key[3], device=qkv.device).to(qkv.dtype)
+            _attention(one, 1.0)
+            _attention_backward(one, one[:, :, 0], 1.0)
+            _PROBED[key] = None
+        except Exception as error:  # any failure of the probe means: not on this device
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            _PROBED[key] = f"{type(error).__name__}: {first}"[:300]
+    return _PROBED[key]
+
+
 def available() -> bool:
     """Whether Triton is importable, so that the kernels exist."""
     return triton is not None
