@@ -68,19 +68,20 @@ def unavailable(qkv: Tensor) -> str | None:
     Triton build fails on a card or Triton version it does not support, or when a program
     needs more registers or shared memory than the card has), and the answer is kept. Eager
     mode only: a compiled graph cannot run the probe while it is being traced."""
+    key = (qkv.device, qkv.dtype, qkv.shape[1], qkv.shape[-1])
+    if key in _PROBED:  # every call but the first: the answer kept
+        return _PROBED[key]
     if qkv.is_cuda and torch.cuda.is_current_stream_capturing():
         return None  # no probe inside a CUDA graph's capture: it would be recorded there
-    key = (qkv.device, qkv.dtype, qkv.shape[1], qkv.shape[-1])
-    if key not in _PROBED:
-        try:
-            # A failed build raises at the launch, so no synchronisation is needed to see it.
-            one = torch.randn(1, key[2], 3, 1, key[3], device=qkv.device).to(qkv.dtype)
-            _attention(one, 1.0)
-            _attention_backward(one, one[:, :, 0], 1.0)
-            _PROBED[key] = None
-        except Exception as error:  # any failure of the probe means: not on this device
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            _PROBED[key] = f"{type(error).__name__}: {first}"[:300]
+    try:
+        # A failed build raises at the launch, so no synchronisation is needed to see it.
+        one = torch.randn(1, key[2], 3, 1, key[3], device=qkv.device).to(qkv.dtype)
+        _attention(one, 1.0)
+        _attention_backward(one, one[:, :, 0], 1.0)
+        _PROBED[key] = None
+    except Exception as error:  # any failure of the probe means: not on this device
+        lines = str(error).strip().splitlines()
+        _PROBED[key] = f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
     return _PROBED[key]
 
 
