@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import timesformer.layers.linear as linear_mod
 from helpers import clip, randomize, tiny
-from timesformer.layers import Linear, Mlp
+from timesformer.layers import Linear, Mlp, quantize_int8
 
 needs_kernels = pytest.mark.skipif(
     not (linear_mod._HAS_KERNELS and torch.backends.mkldnn.is_available()),
@@ -149,3 +149,97 @@ def test_a_model_that_has_run_can_still_be_copied_and_saved(tmp_path):
     torch.save(model, tmp_path / "model.pt")
     with torch.no_grad():
         torch.testing.assert_close(twin(x), want)
+
+
+# ----------------------------------------------------------------------------- int8 products
+needs_int8 = pytest.mark.skipif(
+    not linear_mod._HAS_INT8, reason="this torch build has no oneDNN int8 linear kernels"
+)
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return F.cosine_similarity(a.double().flatten(), b.double().flatten(), dim=0).item()
+
+
+@needs_int8
+@pytest.mark.parametrize("bias", [True, False])
+def test_int8_product_is_close_to_f_linear_and_really_quantised(bias):
+    lin = layer(torch.float32, bias)
+    quantize_int8(lin)
+    x = torch.randn(3, 7, 48)
+    with torch.no_grad():
+        got = lin(x)
+    want = F.linear(x, lin.weight, lin.bias)
+    assert ("weight", "int8") in linear_mod.packed_weights(lin)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    assert _cos(got, want) > 0.999
+    assert not torch.allclose(got, want, atol=1e-5)  # an int8 result, not the fp32 one
+    # int8 has 255 levels: the error stays within a few percent of the output's range.
+    assert (got - want).abs().max() < 0.05 * want.abs().max()
+
+
+@needs_int8
+def test_int8_follows_weight_and_bias_changes_and_can_be_undone():
+    lin = layer(torch.float32)
+    quantize_int8(lin)
+    x = torch.randn(6, 48)
+    with torch.no_grad():
+        first = lin(x)
+        lin.weight.mul_(2.0)
+        assert _cos(lin(x), F.linear(x, lin.weight, lin.bias)) > 0.999
+        lin.bias.add_(10.0)  # the packed int8 weight holds the bias: it must be packed again
+        torch.testing.assert_close(
+            lin(x).mean(), F.linear(x, lin.weight, lin.bias).mean(), rtol=0.01, atol=0.01
+        )
+        assert not torch.allclose(lin(x), first)
+        quantize_int8(lin, enabled=False)
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+
+
+@needs_int8
+def test_int8_keeps_the_float_path_for_training_autocast_and_bf16():
+    lin = layer(torch.float32)
+    quantize_int8(lin)
+    x = torch.randn(4, 48, requires_grad=True)
+    out = lin(x)  # grad enabled: exact and differentiable
+    torch.testing.assert_close(out, F.linear(x, lin.weight, lin.bias))
+    out.sum().backward()
+    assert x.grad is not None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lin(x).dtype == torch.bfloat16
+    lin.to(torch.bfloat16)
+    with torch.no_grad():
+        assert lin(x.detach().bfloat16()).dtype == torch.bfloat16
+    assert not [k for k in linear_mod.packed_weights(lin) if k[1] == "int8"]
+
+
+@needs_int8
+def test_int8_gelu_mlp_matches_the_float_mlp():
+    mlp = Mlp(48, 96)
+    quantize_int8(mlp)
+    x = torch.randn(2, 9, 48)
+    with torch.no_grad():
+        got = mlp(x)
+    want = mlp.fc2(F.gelu(F.linear(x, mlp.fc1.weight, mlp.fc1.bias)))
+    assert _cos(got, want) > 0.999
+
+
+@needs_int8
+def test_int8_whole_model_keeps_the_ranking(scheme):
+    model = randomize(tiny(scheme), seed=2, std=0.05)
+    x = clip(b=3)
+    with torch.no_grad():
+        want = model(x)
+        quantize_int8(model)
+        got = model(x)
+    # Every linear of every block ran in int8, the folded and cls-only products included.
+    blocks = [m for m in model.blocks.modules() if linear_mod.packed_weights(m)]
+    assert blocks and all(any(k[1] == "int8" for k in linear_mod.packed_weights(m)) for m in blocks)
+    assert _cos(got, want) > 0.999
+    assert torch.equal(got.argmax(-1), want.argmax(-1))
+
+
+def test_int8_without_the_kernels_is_refused(monkeypatch):
+    monkeypatch.setattr(linear_mod, "_HAS_INT8", False)
+    with pytest.raises(RuntimeError, match="no oneDNN int8"):
+        quantize_int8(layer(torch.float32))
