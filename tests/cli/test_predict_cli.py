@@ -27,6 +27,16 @@ def test_json_lines_for_a_folder(capsys, checkpoint, videos):
         assert r["top"][0]["prob"] >= r["top"][1]["prob"]
 
 
+def test_int8_on_the_cpu(capsys, checkpoint, videos):
+    fp32 = _run(capsys, videos[0], "--checkpoint", checkpoint, "--json", "--topk", 1)
+    int8 = _run(capsys, videos[0], "--checkpoint", checkpoint, "--json", "--topk", 1,
+                "--precision", "int8")  # fmt: skip
+    assert fp32[0] == int8[0] == 0
+    top = [json.loads(run[1])["top"][0] for run in (fp32, int8)]
+    assert top[0]["label"] == top[1]["label"]
+    assert top[0]["prob"] == pytest.approx(top[1]["prob"], abs=0.02)
+
+
 def test_text_output_and_a_failing_file(capsys, checkpoint, videos, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 100)
@@ -62,6 +72,7 @@ def test_labels_file_renames_the_classes(capsys, checkpoint, videos, tmp_path):
         (["{video}", "--checkpoint", "{ckpt}", "--topk", "0"], "--topk"),
         (["{video}", "--checkpoint", "{ckpt}", "--stride", "2"], "--windows"),
         (["{video}", "--checkpoint", "{ckpt}", "--windows", "--stride", "-1"], "stride"),
+        (["{video}", "--checkpoint", "{ckpt}", "--precision", "int8", "--compile"], "int8"),
     ],
 )
 def test_user_mistakes_give_one_line(capsys, checkpoint, videos, args, message):

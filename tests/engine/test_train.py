@@ -16,6 +16,7 @@ from helpers import tiny_overrides
 from timesformer.checkpoints import load_checkpoint
 from timesformer.engine import Trainer, TrainingDiverged, final_evaluation, load_config
 from timesformer.engine.state import epoch_checkpoints
+from timesformer.errors import ConfigError
 from timesformer.inference.predictor import default_clip_config
 
 
@@ -165,6 +166,15 @@ def test_bf16_autocast_on_cpu_trains(synth_root, tmp_path):
     record = trainer.state.history[-1]
     assert 0.5 < record["train_loss"] < 3.0  # finite (NaN fails every comparison)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_int8_is_refused_for_training(synth_root, tmp_path):
+    cfg = load_config(
+        overrides=tiny_overrides(synth_root, tmp_path / "run", **{"run.precision": "int8"})
+    )
+    with pytest.raises(ConfigError, match="int8 is for evaluation"):
+        Trainer(cfg)
+    assert not (tmp_path / "run").exists()
 
 
 def test_run_initialised_from_a_checkpoint_of_another_frame_count(synth_root, tmp_path):

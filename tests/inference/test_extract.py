@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import timesformer.layers.linear as linear_mod
 from timesformer.checkpoints import load_checkpoint
 from timesformer.data import VideoClipDataset, VideoReader, transforms
 from timesformer.errors import ConfigError
@@ -80,6 +81,14 @@ def test_clip_and_window_embeddings_are_the_mean_of_forward_features(checkpoint,
                 [idx[0] / 10, idx[-1] / 10 + 0.1]
             )
     assert feats.window_times[-1, 1] == pytest.approx(4.0)  # the tail is covered
+
+
+@pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
+def test_int8_embeddings_are_close_to_fp32(checkpoint, videos):
+    fp32 = _extractor(checkpoint).extract(videos[0]).clip
+    int8 = _extractor(checkpoint, precision="int8").extract(videos[0]).clip
+    assert int8.dtype == torch.float32 and not torch.equal(int8, fp32)
+    assert torch.nn.functional.cosine_similarity(int8, fp32, dim=0) > 0.999
 
 
 def test_second_run_skips_done_videos_and_an_interrupted_one_completes(

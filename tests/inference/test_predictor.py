@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+import timesformer.layers.linear as linear_mod
 from helpers import tiny
 from inference.conftest import CLASSES
 from timesformer.checkpoints import load_checkpoint, save_checkpoint
@@ -116,6 +117,21 @@ def test_bf16_gives_the_fp32_ranking(checkpoint, videos):
     pred = bf16.predict(videos[2])
     assert pred.top[0][0] == fp32.top[0][0]
     assert torch.allclose(pred.probs, fp32.probs, atol=0.02)
+
+
+@pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
+def test_int8_gives_the_fp32_ranking_and_refuses_what_it_cannot_do(checkpoint, videos):
+    fp32 = _predictor(checkpoint, topk=5).predict(videos[2])
+    int8 = _predictor(checkpoint, topk=5, precision="int8")
+    assert next(int8.model.parameters()).dtype == torch.float32  # the weights stay fp32
+    pred = int8.predict(videos[2])
+    assert [t[0] for t in pred.top] == [t[0] for t in fp32.top]
+    assert torch.allclose(pred.probs, fp32.probs, atol=0.02)
+    assert not torch.equal(pred.probs, fp32.probs)  # it did run in int8
+    with pytest.raises(ConfigError, match="CPU only"):
+        _predictor(checkpoint, precision="int8", device="cuda")
+    with pytest.raises(ConfigError, match="compile"):
+        _predictor(checkpoint, precision="int8", compile=True)
 
 
 @pytest.mark.slow

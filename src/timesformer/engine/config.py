@@ -88,7 +88,9 @@ class RunSection:
     out: str = "runs/default"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU and GPU) | fp16 (GPU, with a scaler)
+    # fp32 | bf16 (autocast, CPU and GPU) | fp16 (GPU, with a scaler) | int8 (evaluation on
+    # the CPU only: int8 linear products, see timesformer.layers.quantize_int8)
+    precision: str = "fp32"
     compile: bool = False
     keep_last: int = 2  # epoch checkpoints kept besides best.safetensors
     eval_every: int = 1
@@ -115,7 +117,7 @@ _CHOICES = {
     "data.sampling": ("window", "segment"),
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("steps", "cosine"),
-    "run.precision": ("fp32", "bf16", "fp16"),
+    "run.precision": ("fp32", "bf16", "fp16", "int8"),
     "run.eval_reduce": ("sum", "softmax"),
 }
 _POSITIVE = (

@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 from timesformer.data import VideoClipDataset, VideoDecodeError
 from timesformer.engine.distributed import DistInfo
 from timesformer.engine.metrics import topk_correct
+from timesformer.errors import ConfigError
+from timesformer.layers.linear import INT8_ATTR, quantize_int8
 
 
 class EvalItems(Dataset):
@@ -75,10 +77,25 @@ class EvalResult:
 
 
 def autocast_context(device: torch.device, precision: str):
-    if precision == "fp32":
+    """bf16 or fp16 autocast for ``precision``; nothing for fp32 and int8 (see ``use_int8``)."""
+    if precision in ("fp32", "int8"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def use_int8(model: torch.nn.Module, device: torch.device, enabled: bool = True) -> None:
+    """Precision "int8": the model's linear products in int8 at inference, on the CPU only
+    (``timesformer.layers.quantize_int8``); a ``ConfigError`` elsewhere or without the kernels."""
+    if enabled and device.type != "cpu":
+        raise ConfigError(
+            f"precision int8 runs on the CPU only (oneDNN's int8 kernels), not on {device}; "
+            "use bf16 or fp16 there"
+        )
+    try:
+        quantize_int8(model, enabled)
+    except RuntimeError as e:
+        raise ConfigError(f"precision int8: {e}") from None
 
 
 @torch.no_grad()
@@ -108,6 +125,9 @@ def evaluate(
         EvalItems(dataset, mine), batch_size=batch_size, num_workers=workers, collate_fn=_collate
     )
     was_training = model.training
+    was_int8 = getattr(model, INT8_ATTR, False)
+    if precision == "int8":
+        use_int8(model, device)
     model.eval()
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -132,6 +152,8 @@ def evaluate(
                 {"index": it["index"], "path": it["path"], "label": it["label"], "logits": lg}
             )
     model.train(was_training)
+    if precision == "int8" and not was_int8:
+        quantize_int8(model, False)
 
     if info.enabled:
         import torch.distributed as dist

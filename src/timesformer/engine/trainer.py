@@ -79,6 +79,10 @@ class Trainer:
         self.device = self.info.device
         if cfg.run.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("run.precision=fp16 needs a GPU; use bf16 on CPU")
+        if cfg.run.precision == "int8":
+            raise ConfigError(
+                "run.precision=int8 is for evaluation and prediction only; train in fp32 or bf16"
+            )
         self.out = Path(cfg.run.out)
         self.ckpt_dir = self.out / "checkpoints"
         if self.out.exists() and not self.out.is_dir():

@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 from timesformer.checkpoints.io import write_atomic, write_safetensors, write_text
 from timesformer.data import ClipConfig, VideoClipDataset, VideoDecodeError
 from timesformer.data.video import VIDEO_EXTENSIONS
-from timesformer.engine.evaluate import EvalItems, autocast_context
+from timesformer.engine.evaluate import EvalItems, autocast_context, use_int8
 from timesformer.errors import ConfigError
 from timesformer.inference.predictor import default_clip_config
 from timesformer.inference.windows import batched_window_views
@@ -91,7 +91,8 @@ class Extractor:
         model: the model (put in eval mode and moved to ``device``).
         clip: test-time clip settings (default: ``default_clip_config(model)``).
         device: "cpu", "cuda:0", ... (default: the model's device).
-        precision: "fp32", "bf16" or "fp16" (autocast; the embeddings are returned as float32).
+        precision: "fp32", "bf16" or "fp16" (autocast; the embeddings are returned as float32),
+            or "int8" (CPU only: the linear products in int8, the model marked in place).
         windows: also embed every window of a sliding window over the whole video.
         stride: seconds between window starts (default: one window length).
         batch: windows per forward pass.
@@ -108,13 +109,15 @@ class Extractor:
         stride: float | None = None,
         batch: int = 4,
     ) -> None:
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if precision not in ("fp32", "bf16", "fp16", "int8"):
+            raise ConfigError(f"precision must be fp32, bf16, fp16 or int8, got {precision!r}")
         if batch < 1:
             raise ConfigError(f"the window batch must be at least 1, got {batch}")
         if stride is not None and not windows:
             raise ConfigError("a window stride needs windows")
         self.device = torch.device(device) if device else next(model.parameters()).device
+        if precision == "int8":
+            use_int8(model, self.device)
         self.model = model.to(self.device).eval()
         self.clip = clip or default_clip_config(model)
         if windows and self.clip.sampling != "window":

@@ -1,0 +1,28 @@
+"""``evaluate`` in int8: the fp32 predictions, and the model as it was afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import timesformer.layers.linear as linear_mod
+from helpers import randomize, tiny
+from timesformer.data import ClipConfig, VideoClipDataset
+from timesformer.engine.evaluate import evaluate
+from timesformer.errors import ConfigError
+
+
+@pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
+def test_int8_evaluation_predicts_what_fp32_does_and_leaves_the_model_float(synth_root):
+    clip = ClipConfig(num_frames=4, sampling_rate=2, crop_size=16)
+    data = VideoClipDataset.from_folder(synth_root / "val", mode="test", config=clip)
+    model = randomize(tiny(num_classes=data.num_classes, num_frames=4, img_size=16), seed=5)
+    fp32 = evaluate(model, data, progress=False)
+    int8 = evaluate(model, data, precision="int8", progress=False)
+    assert int8.num_videos == fp32.num_videos == len(data)
+    assert torch.equal(int8.scores.argmax(-1), fp32.scores.argmax(-1))
+    assert not torch.equal(int8.scores, fp32.scores)  # the products did run in int8
+    torch.testing.assert_close(int8.scores, fp32.scores, rtol=0.05, atol=0.05)
+    assert not getattr(model.blocks[0].mlp.fc1, linear_mod.INT8_ATTR)  # float again
+    with pytest.raises(ConfigError, match="CPU only"):
+        evaluate(model, data, precision="int8", device=torch.device("cuda"), progress=False)
