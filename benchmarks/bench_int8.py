@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_model import alternate, build_pair, inputs
 from torch import Tensor, nn
 
 import timesformer
@@ -40,15 +40,8 @@ TOKENS = 1569  # 1 + 196 x 8: one 8 x 224 clip
 
 
 def median_ms(fns: dict, reps: int) -> dict[str, float]:
-    for f in fns.values():
-        f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    """``bench_model.alternate`` (one warm-up each, then rep by rep in turn), in milliseconds."""
+    return {k: 1e3 * v for k, v in alternate(fns, reps, torch.device("cpu")).items()}
 
 
 def cosine(a: Tensor, b: Tensor) -> float:
@@ -99,8 +92,6 @@ def products(reps: int) -> list[str]:
 def model_speed(reps: int) -> list[str]:
     """Ours in fp32, with bf16 weights and in int8, beside the peer in fp32 and under bf16
     autocast (``bench_model.build_pair``: the same random weights)."""
-    from bench_model import build_pair, inputs
-
     ours, peer = build_pair("divided", 8, 224, torch.device("cpu"))
     bf16 = timesformer.create_model("timesformer_base", attention="divided", num_classes=400)
     bf16.load_state_dict(ours.state_dict())

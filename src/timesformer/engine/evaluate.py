@@ -84,16 +84,16 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def use_int8(model: torch.nn.Module, device: torch.device, enabled: bool = True) -> None:
+def use_int8(model: torch.nn.Module, device: torch.device) -> None:
     """Precision "int8": the model's linear products in int8 at inference, on the CPU only
     (``timesformer.layers.quantize_int8``); a ``ConfigError`` elsewhere or without the kernels."""
-    if enabled and device.type != "cpu":
+    if device.type != "cpu":
         raise ConfigError(
             f"precision int8 runs on the CPU only (oneDNN's int8 kernels), not on {device}; "
             "use bf16 or fp16 there"
         )
     try:
-        quantize_int8(model, enabled)
+        quantize_int8(model)
     except RuntimeError as e:
         raise ConfigError(f"precision int8: {e}") from None
 
