@@ -20,7 +20,7 @@ that every product the model makes is covered (the folded linears and the cls-on
 qkv too) and the fp32 weights stay in the model, untouched. Each weight is quantised once per
 output channel (symmetric, scale max|w| / 127) and packed by oneDNN (about a quarter of the fp32
 weights' size); each input is quantised per tensor as it arrives, inside the kernel. On this
-project's CPU (AVX-512 VNNI) the products ran 1.53-1.74x faster than in bf16 and TimeSformer-Base
+project's CPU (AVX-512 VNNI) the products ran 1.49-1.79x faster than in bf16 and TimeSformer-Base
 1.39x faster than with bf16 weights (``benchmarks/bench_int8.py``, results/int8_cpu.md). The
 kernels are PyTorch's quantized ones, whose quantized dtypes torch 2.13 deprecates
 (pytorch/pytorch#184982): where a build lacks them, ``quantize_int8`` says so.
