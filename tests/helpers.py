@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -74,3 +78,12 @@ def tiny_overrides(root: Path, out: Path, **extra) -> list[str]:
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
+
+
+def terminal_lines(monkeypatch) -> Callable[[], list[str]]:
+    """stdout and stderr into one buffer, as a terminal shows them; returns a function that gives
+    the screen's lines so far (split at carriage returns too, as a progress bar redraws)."""
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setattr(sys, "stderr", screen)
+    return lambda: [ln for ln in re.split(r"[\r\n]", screen.getvalue()) if ln.strip()]

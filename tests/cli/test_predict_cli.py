@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from helpers import terminal_lines
 from inference.conftest import CLASSES
 from timesformer.cli import main
 
@@ -103,3 +104,17 @@ def test_windows_and_timeline(capsys, checkpoint, videos, tmp_path):
         assert r["windows"][-1]["end"] == pytest.approx(4.0)  # 40 frames at 10 fps
         png = tmp_path / f"{v.stem}_timeline.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_results_print_above_the_progress_bar(monkeypatch, checkpoint, videos):
+    # Regression: each result was printed onto the progress bar's line.
+    lines = terminal_lines(monkeypatch)
+    code = main(["predict", *map(str, videos), "--checkpoint", str(checkpoint),
+                 "--sampling-rate", "2"])  # fmt: skip
+    assert code == 0
+    screen = lines()
+    assert any(ln.startswith("predict: ") for ln in screen)  # the bar was drawn
+    results = [ln for ln in screen if any(str(v) in ln for v in videos)]
+    assert len(results) == len(videos) and all(
+        ln.startswith(str(videos[0].parent)) for ln in results
+    )

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from data.video_helpers import INDEX_H, INDEX_W
+from helpers import terminal_lines
 from timesformer.cli import main
 
 
@@ -107,3 +108,17 @@ def test_help_texts(capsys):
         assert caught.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
     assert "really decode" in out and "time-reversal pairs" in out
+
+
+def test_probe_lines_print_above_the_progress_bar(index_video, tmp_path, monkeypatch):
+    # Regression: from 4 files on a bar is drawn, and each line was printed onto its line.
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("hello")
+    files = [index_video, bad, index_video, index_video]
+    lines = terminal_lines(monkeypatch)
+    assert main(["probe", *map(str, files)]) == 2
+    screen = lines()
+    assert any(ln.startswith("probing: ") for ln in screen)  # the bar was drawn
+    mentions = [ln for ln in screen if str(index_video) in ln or str(bad) in ln]
+    assert len(mentions) == 4
+    assert all(ln.startswith((f"{index_video}: ", "timesformer probe: error: ")) for ln in mentions)

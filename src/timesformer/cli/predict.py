@@ -146,8 +146,9 @@ def run(args: argparse.Namespace) -> int:
         line = json.dumps(pred.to_dict()) if args.json or args.out else None
         if line is not None:
             lines.append(line)
-        out = line if args.json else _text(pred)
-        print(out, flush=True)
+        # tqdm.write puts the line above the progress bar instead of onto the bar's own line.
+        tqdm.write(line if args.json else _text(pred))
+        sys.stdout.flush()
     if args.out:
         write_text(Path(args.out), "".join(f"{x}\n" for x in lines))
     if failed:

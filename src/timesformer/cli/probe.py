@@ -58,12 +58,12 @@ def run(args: argparse.Namespace) -> int:
         except VideoDecodeError as err:
             failed += 1
             results.append({"path": path, "error": str(err)})
-            if not args.json:
-                print(f"timesformer probe: error: {err}", file=sys.stderr)
+            if not args.json:  # tqdm.write: above the progress bar, not on its line
+                tqdm.write(f"timesformer probe: error: {err}", file=sys.stderr)
             continue
         results.append(info.to_dict())
         if not args.json:
-            print(describe(info))
+            tqdm.write(describe(info))
     if args.json:
         print(json.dumps(results, indent=2))
     return 2 if failed else 0
