@@ -107,7 +107,7 @@ def main() -> None:
         f"| one block's four | {total['dynamic']:.2f} | {total['pointwise']:.2f} | "
         f"{total['dynamic'] / total['pointwise']:.2f}x | |",
         "",
-        "\"fc1 + GELU\": the dynamic route's product then `F.gelu`; the pointwise route fuses the "
+        '"fc1 + GELU": the dynamic route\'s product then `F.gelu`; the pointwise route fuses the '
         "exact GELU into the product. The pointwise route's times include quantising the input "
         "in eager mode (`aminmax`, then one chain of in-place passes to uint8).",
         "",
