@@ -1,13 +1,13 @@
-"""Int8 linear products by two oneDNN routes: the one the library uses, and the one that stays.
+"""Int8 linear products by two oneDNN routes: the default one, and the one that stays.
 
-``--precision int8`` runs each product through ``torch.ops.quantized.linear_dynamic`` (weights as
-``torch.qint8`` tensors, each input quantised inside the kernel). Torch 2.13 deprecates those
-quantized dtypes (pytorch/pytorch#184982). The route without them is
+``--precision int8`` runs each product through ``torch.ops.quantized.linear_dynamic`` where the
+build has it (weights as ``torch.qint8`` tensors, each input quantised inside the kernel). Torch
+2.13 deprecates those quantized dtypes (pytorch/pytorch#184982). The route without them is
 ``torch.ops.onednn.qlinear_pointwise`` on plain int8 tensors, which needs each input quantised
-beforehand (here in eager mode: its range, then one pass to uint8 with a zero point) and can fuse
-GELU into the product. This script measures both on each linear shape of TimeSformer-Base (1569
-tokens of 768), the same per-channel int8 weights, alternating rep by rep, and the outputs' cosine
-to the fp32 product, so that the move can be planned on numbers. It changes nothing in the library.
+beforehand (in eager mode: its range, then one pass to uint8 with a zero point) and can fuse GELU
+into the product. The library has both (``timesformer.layers.linear.INT8_ROUTE``). This script
+runs the library's int8 product on each route for each linear shape of TimeSformer-Base (1569
+tokens of 768), alternating rep by rep, and the outputs' cosine to the fp32 product.
 
     .venv/bin/python benchmarks/bench_int8_routes.py
 """
@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import platform
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from bench_int8 import TOKENS, cosine, median_ms
-from torch import Tensor
+from torch import Tensor, nn
+
+import timesformer
+from timesformer.layers import linear as linear_module
+from timesformer.layers import quantize_int8
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROUTES = ("dynamic", "pointwise")
 SHAPES = {  # name: (in, out, GELU after it)
     "qkv": (768, 2304, False),
     "proj": (768, 768, False),
@@ -33,56 +38,80 @@ SHAPES = {  # name: (in, out, GELU after it)
 }
 
 
-def quantize_input(x: Tensor) -> tuple[Tensor, float, int]:
-    """Per-tensor asymmetric uint8, as the dynamic kernel quantises its input: (q, scale, zero)."""
-    lo, hi = torch.aminmax(x)
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    scale = (hi - lo) / 255 or 1.0
-    zero = round(-lo / scale)
-    return x.div(scale).round_().add_(zero).clamp_(0, 255).to(torch.uint8), scale, zero
-
-
 def routes(fan_in: int, fan_out: int, gelu: bool) -> tuple[dict, Tensor]:
-    """The two routes' products for one shape, on the same int8 weights; and the fp32 output."""
+    """The library's int8 product (``layers.linear.linear`` on a module marked by
+    ``quantize_int8``) on each route for one shape, and the fp32 output."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(TOKENS, fan_in, generator=gen)
     w = torch.randn(fan_out, fan_in, generator=gen) * 0.02
     b = torch.randn(fan_out, generator=gen) * 0.01
-    scale = w.abs().amax(1).clamp_min(1e-12) / 127
-    w8 = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
-    zeros = torch.zeros(fan_out, dtype=torch.long)
+    owner = nn.Module()
+    quantize_int8(owner)
 
-    torch.backends.quantized.engine = "onednn"
-    with warnings.catch_warnings():  # the deprecation this script is about
-        warnings.simplefilter("ignore")
-        qw = torch._make_per_channel_quantized_tensor(w8, scale.double(), zeros, 0)
-        packed = torch.ops.quantized.linear_prepack(qw, b)
+    def on(route: str) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            linear_module.INT8_ROUTE = route
+            return linear_module.linear(x, w, b, owner, gelu=gelu)
 
-    def dynamic() -> Tensor:
-        out = torch.ops.quantized.linear_dynamic(x, packed, False)
-        return F.gelu(out) if gelu else out
-
-    w_packed = torch.ops.onednn.qlinear_prepack(w8, [TOKENS, fan_in])
-
-    def pointwise() -> Tensor:
-        q, s, z = quantize_input(x)
-        post, algorithm = ("gelu", "none") if gelu else ("none", "")
-        return torch.ops.onednn.qlinear_pointwise(
-            q, s, z, w_packed, scale, zeros, b, 1.0, 0, torch.float32, post, [], algorithm
-        )
+        return run
 
     reference = F.linear(x, w, b)
-    return {"dynamic": dynamic, "pointwise": pointwise}, F.gelu(reference) if gelu else reference
+    return {r: on(r) for r in ROUTES}, F.gelu(reference) if gelu else reference
+
+
+@torch.no_grad()
+def model_rows(reps: int) -> list[str]:
+    """TimeSformer-Base, divided, 8 x 224, batch 1, random weights: int8 on each route beside
+    bf16 weights, alternating rep by rep; the logits' cosine to fp32."""
+    torch.manual_seed(0)
+    make = timesformer.create_model
+    model = make("timesformer_base", attention="divided", num_classes=400).eval()
+    bf16 = make("timesformer_base", attention="divided", num_classes=400).eval()
+    bf16.load_state_dict(model.state_dict())
+    bf16.to(torch.bfloat16)
+    x = torch.randn(1, 3, 8, 224, 224, generator=torch.Generator().manual_seed(1))
+    reference = model(x)
+    quantize_int8(model)
+
+    def on(route: str) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            linear_module.INT8_ROUTE = route
+            return model(x)
+
+        return run
+
+    fns = {"bf16": lambda: bf16(x.bfloat16()), **{r: on(r) for r in ROUTES}}
+    cos = {k: cosine(f().float(), reference) for k, f in fns.items()}
+    ms = median_ms(fns, reps)
+    return [
+        "",
+        f"TimeSformer-Base, divided, 8 x 224, batch 1 (medians of {reps} alternating reps):",
+        "",
+        "| | ms | vs bf16 weights | logits' cosine to fp32 |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {what} | {ms[k]:.0f} | {ms['bf16'] / ms[k]:.2f}x | {cos[k]:.5f} |"
+            for k, what in (
+                ("bf16", "bf16 weights"),
+                ("dynamic", "int8, linear_dynamic"),
+                ("pointwise", "int8, qlinear_pointwise"),
+            )
+        ),
+    ]
 
 
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=40, help="timed reps per route (40)")
+    parser.add_argument("--model-reps", type=int, default=6, help="reps of the model (6)")
     parser.add_argument("--out", default=str(RESULTS / "int8_routes_cpu.md"))
     args = parser.parse_args()
+    missing = [r for r in ROUTES if not linear_module._INT8_ROUTES[r]]
+    if missing:
+        raise SystemExit(f"this torch build lacks the int8 kernels of: {', '.join(missing)}")
     lines = [
-        "# Int8 products: `quantized.linear_dynamic` (used) against `onednn.qlinear_pointwise`",
+        "# Int8 products: `quantized.linear_dynamic` (the default) against `onednn.qlinear_pointwise`",
         "",
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}; {TOKENS} tokens; medians of {args.reps} alternating reps.",
@@ -103,9 +132,12 @@ def main() -> None:
             f"{ms['dynamic'] / ms['pointwise']:.2f}x | {cos} |"
         )
         print(lines[-1], flush=True)
+    model = model_rows(args.model_reps)
+    print("\n".join(model), flush=True)
     lines += [
         f"| one block's four | {total['dynamic']:.2f} | {total['pointwise']:.2f} | "
         f"{total['dynamic'] / total['pointwise']:.2f}x | |",
+        *model,
         "",
         '"fc1 + GELU": the dynamic route\'s product then `F.gelu`; the pointwise route fuses the '
         "exact GELU into the product. The pointwise route's times include quantising the input "

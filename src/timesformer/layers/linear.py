@@ -19,15 +19,20 @@ quantisation, as ``torch.ao``'s ``quantize_dynamic`` does it, but through this m
 that every product the model makes is covered (the folded linears and the cls-only block's split
 qkv too) and the fp32 weights stay in the model, untouched. Each weight is quantised once per
 output channel (symmetric, scale max|w| / 127) and packed by oneDNN (about a quarter of the fp32
-weights' size); each input is quantised per tensor as it arrives, inside the kernel. On this
+weights' size); each input is quantised per tensor (asymmetric uint8) as it arrives. On this
 project's CPU (AVX-512 VNNI) the products ran 1.49-1.79x faster than in bf16 and TimeSformer-Base
-1.39x faster than with bf16 weights (``benchmarks/bench_int8.py``, results/int8_cpu.md). The
-kernels are PyTorch's quantized ones, whose quantized dtypes torch 2.13 deprecates
-(pytorch/pytorch#184982): where a build lacks them, ``quantize_int8`` says so.
+1.39x faster than with bf16 weights (``benchmarks/bench_int8.py``, results/int8_cpu.md). Two sets
+of kernels do it (``INT8_ROUTE``): by default PyTorch's quantized ones, which quantise the input
+inside the kernel but whose quantized dtypes torch 2.13 deprecates (pytorch/pytorch#184982); and,
+where a build lacks those or on request, oneDNN's int8 product on plain int8 tensors, the input
+quantised here first (``quantize_rows``) and GELU fused into the product: 0.97x the speed for
+TimeSformer-Base (``benchmarks/bench_int8_routes.py``). Where a build has neither,
+``quantize_int8`` says so.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from collections.abc import Callable, Hashable
@@ -54,12 +59,25 @@ _HAS_KERNELS = (
     and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
     and torch.backends.mkldnn.is_available()
 )
-_HAS_INT8 = (
-    _INT8_ENGINE in torch.backends.quantized.supported_engines
+# The two sets of int8 kernels, and whether this build has each.
+_INT8_ROUTES = {
+    # PyTorch's quantized kernels on qint8 weights, the input quantised inside the kernel: the
+    # faster here, on dtypes that torch 2.13 deprecates (pytorch/pytorch#184982).
+    "dynamic": _INT8_ENGINE in torch.backends.quantized.supported_engines
     and hasattr(torch.ops.quantized, "linear_dynamic")
     and hasattr(torch.ops.quantized, "linear_prepack")
-    and hasattr(torch, "quantize_per_channel")
-)
+    and hasattr(torch, "quantize_per_channel"),
+    # oneDNN's int8 product on plain int8 tensors, the input quantised here first: the route
+    # without the deprecated dtypes (the one torch.compile's x86 int8 lowering uses); 0.90x the
+    # speed over a block's products (benchmarks/bench_int8_routes.py).
+    "pointwise": hasattr(torch.ops.onednn, "qlinear_pointwise")
+    and hasattr(torch.ops.onednn, "qlinear_prepack")
+    and torch.backends.mkldnn.is_available(),
+}
+# Which kernels int8 products run on: the first of the two this build has (None: neither).
+# Settable, e.g. ``timesformer.layers.linear.INT8_ROUTE = "pointwise"``.
+INT8_ROUTE: str | None = next((r for r, ok in _INT8_ROUTES.items() if ok), None)
+_HAS_INT8 = INT8_ROUTE is not None
 
 
 def compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
@@ -114,12 +132,9 @@ def linear(
     ``quantize_int8``.
     """
     if int8_applies(x, weight, owner):
-        packed = cached(owner, (key, "int8"), _sources(weight, bias), lambda: _int8(weight, bias))
-        # reduce_range=False: VNNI's dot products accumulate in int32, without the 16-bit
-        # saturation that the reduced range guards against on older instruction sets.
-        out = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]), packed, False)
-        out = out.reshape(*x.shape[:-1], weight.shape[0])
-        return F.gelu(out) if gelu else out
+        out = _int8_linear(x.reshape(-1, x.shape[-1]), weight, bias, owner, key, gelu)
+        if out is not None:
+            return out.reshape(*x.shape[:-1], weight.shape[0])
     dtype = compute_dtype(x, weight)
     if dtype is None:
         out = F.linear(x, weight, bias)
@@ -180,10 +195,63 @@ def _sources(weight: Tensor, bias: Tensor | None) -> tuple[Tensor, ...]:
     return (weight,) if bias is None else (weight, bias)
 
 
+def _int8_linear(
+    rows: Tensor, weight: Tensor, bias: Tensor | None, owner: nn.Module, key: str, gelu: bool
+) -> Tensor | None:
+    """(M, K) fp32 rows -> (M, N) fp32 by int8 products on ``INT8_ROUTE``'s kernels; None where
+    the rows are not finite (the float path then carries the NaN or inf, as F.linear would)."""
+    if INT8_ROUTE == "pointwise":
+        quantised = quantize_rows(rows)
+        if quantised is None:
+            return None
+        w8, scale, zero = cached(
+            owner, (key, "int8", INT8_ROUTE), (weight,), lambda: _int8_pw(weight)
+        )
+        post, algorithm = ("gelu", "none") if gelu else ("none", "")
+        return torch.ops.onednn.qlinear_pointwise(
+            *quantised, w8, scale, zero, bias, 1.0, 0, torch.float32, post, [], algorithm
+        )
+    sources = _sources(weight, bias)  # the packed int8 weight holds the bias too
+    packed = cached(owner, (key, "int8", INT8_ROUTE), sources, lambda: _int8(weight, bias))
+    # reduce_range=False: VNNI's dot products accumulate in int32, without the 16-bit
+    # saturation that the reduced range guards against on older instruction sets.
+    out = torch.ops.quantized.linear_dynamic(rows, packed, False)
+    return F.gelu(out) if gelu else out
+
+
+def quantize_rows(x: Tensor) -> tuple[Tensor, float, int] | None:
+    """fp32 x -> (uint8 q, scale, zero point) with x ~ (q - zero) * scale: per tensor and
+    asymmetric over x's range (widened to hold 0), as the dynamic kernel quantises its input.
+    None where x holds NaN or inf."""
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / 255 or 1.0
+    zero = min(255, max(0, round(-lo / scale)))
+    # One chain of in-place passes after the division's new tensor.
+    q = x.div(scale).round_().add_(zero).clamp_(0, 255).to(torch.uint8)
+    return q, scale, zero
+
+
+def _weight_scale(w: Tensor) -> Tensor:
+    """(N, K) -> (N,) per-output-channel symmetric int8 scale, max|w| / 127."""
+    return (w.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def _int8_pw(weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(N, K) fp32 weight -> oneDNN's packed int8 weight, its (N,) scales and zero points."""
+    w = weight.detach()
+    scale = _weight_scale(w)
+    w8 = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    zero = torch.zeros(w.shape[0], dtype=torch.long)
+    return torch.ops.onednn.qlinear_prepack(w8, None), scale, zero
+
+
 def _int8(weight: Tensor, bias: Tensor | None) -> object:
     """(N, K) fp32 weight -> oneDNN's packed int8 weight (per output channel, symmetric)."""
     w = weight.detach()
-    scale = (w.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    scale = _weight_scale(w)
     zero = torch.zeros(w.shape[0], dtype=torch.long)
     with warnings.catch_warnings():
         # torch 2.13 warns that quantized dtypes are deprecated; the README says so, once.
@@ -207,10 +275,10 @@ def quantize_int8(module: nn.Module, enabled: bool = True) -> None:
     Raises:
         RuntimeError: this PyTorch build has no int8 kernels for oneDNN.
     """
-    if enabled and not _HAS_INT8:
+    if enabled and not _INT8_ROUTES.get(INT8_ROUTE or "", False):
         raise RuntimeError(
-            "this PyTorch build has no oneDNN int8 linear kernels (torch.ops.quantized); "
-            "use fp32 or bf16"
+            "this PyTorch build has no oneDNN int8 linear kernels (torch.ops.quantized or "
+            "torch.ops.onednn); use fp32 or bf16"
         )
     for m in module.modules():
         setattr(m, INT8_ATTR, enabled)
