@@ -1,9 +1,10 @@
 """Int8 linear products at CPU inference (``--precision int8``): what they gain, and cost.
 
 ``timesformer.layers.quantize_int8`` runs every linear product of a model (the folded and
-cls-only products too) through PyTorch's dynamic int8 kernel on oneDNN's engine, on weights
-quantised once per output channel (symmetric, scale max|w| / 127); each input is quantised per
-tensor inside the kernel. Everything else stays fp32.
+cls-only products too) through oneDNN's int8 kernels, on weights quantised once per output
+channel (symmetric, scale max|w| / 127); each input is quantised per tensor as it arrives.
+Everything else stays fp32. ``--route`` picks the kernels (``layers.linear.INT8_ROUTE``):
+PyTorch's dynamic quantized kernel, the default, or ``onednn.qlinear_pointwise``.
 
 - Linear products: each linear shape of TimeSformer-Base (1569 tokens), int8 against bf16 and
   fp32, both on the library's prepacked path.
@@ -16,6 +17,7 @@ tensor inside the kernel. Everything else stays fp32.
   demo's five models, after ``make demo``: ``--checkpoint runs/demo/*/best.safetensors``.
 
     .venv/bin/python benchmarks/bench_int8.py --checkpoint runs/demo/*/best.safetensors
+    .venv/bin/python benchmarks/bench_int8.py --route pointwise --out int8_pointwise_cpu.md ...
 """
 
 from __future__ import annotations
@@ -181,17 +183,28 @@ def main() -> int:
     parser.add_argument(
         "--checkpoint", type=Path, nargs="+", default=None, help="trained models to score"
     )
+    parser.add_argument(
+        "--route",
+        choices=tuple(linear_module._INT8_ROUTES),
+        default=linear_module.INT8_ROUTE,
+        help="int8 kernels (timesformer.layers.linear.INT8_ROUTE; default: the library's)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "int8_cpu.md")
     args = parser.parse_args()
-    if not linear_module._HAS_INT8:
-        raise SystemExit("this torch build has no oneDNN int8 linear kernels")
+    if not linear_module._INT8_ROUTES.get(args.route or "", False):
+        raise SystemExit(f"this torch build has no oneDNN int8 linear kernels for {args.route}")
+    linear_module.INT8_ROUTE = args.route
+    kernel = {
+        "dynamic": "`torch.ops.quantized.linear_dynamic` (oneDNN engine)",
+        "pointwise": "`torch.ops.onednn.qlinear_pointwise` (inputs quantised by the library)",
+    }[args.route]
     lines = [
         "# Int8 dynamic linears at CPU inference",
         "",
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Medians of {args.reps} "
         "alternating reps. fp32 and bf16 run on the library's prepacked oneDNN products; int8 on "
-        "`torch.ops.quantized.linear_dynamic` (oneDNN engine) through `quantize_int8`.",
+        f"{kernel} through `quantize_int8`.",
         "",
         *products(args.reps * 3),
         "",

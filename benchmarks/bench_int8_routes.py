@@ -111,7 +111,8 @@ def main() -> None:
     if missing:
         raise SystemExit(f"this torch build lacks the int8 kernels of: {', '.join(missing)}")
     lines = [
-        "# Int8 products: `quantized.linear_dynamic` (the default) against `onednn.qlinear_pointwise`",
+        "# Int8 products: `quantized.linear_dynamic` (the default) against "
+        "`onednn.qlinear_pointwise`",
         "",
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}; {TOKENS} tokens; medians of {args.reps} alternating reps.",
