@@ -68,8 +68,8 @@ _INT8_ROUTES = {
     and hasattr(torch.ops.quantized, "linear_prepack")
     and hasattr(torch, "quantize_per_channel"),
     # oneDNN's int8 product on plain int8 tensors, the input quantised here first: the route
-    # without the deprecated dtypes (the one torch.compile's x86 int8 lowering uses); 0.90x the
-    # speed over a block's products (benchmarks/bench_int8_routes.py).
+    # without the deprecated dtypes (the one torch.compile's x86 int8 lowering uses); 0.97x the
+    # speed for TimeSformer-Base (benchmarks/bench_int8_routes.py).
     "pointwise": hasattr(torch.ops.onednn, "qlinear_pointwise")
     and hasattr(torch.ops.onednn, "qlinear_prepack")
     and torch.backends.mkldnn.is_available(),
