@@ -38,6 +38,17 @@ SHAPES = {  # name: (in, out, GELU after it)
 }
 
 
+def on_route(route: str, fn: Callable[[], Tensor]) -> Callable[[], Tensor]:
+    """``fn`` with the library's int8 products on ``route`` (set at each call: the runs
+    alternate)."""
+
+    def run() -> Tensor:
+        linear_module.INT8_ROUTE = route
+        return fn()
+
+    return run
+
+
 def routes(fan_in: int, fan_out: int, gelu: bool) -> tuple[dict, Tensor]:
     """The library's int8 product (``layers.linear.linear`` on a module marked by
     ``quantize_int8``) on each route for one shape, and the fp32 output."""
@@ -48,15 +59,9 @@ def routes(fan_in: int, fan_out: int, gelu: bool) -> tuple[dict, Tensor]:
     owner = nn.Module()
     quantize_int8(owner)
 
-    def on(route: str) -> Callable[[], Tensor]:
-        def run() -> Tensor:
-            linear_module.INT8_ROUTE = route
-            return linear_module.linear(x, w, b, owner, gelu=gelu)
-
-        return run
-
     reference = F.linear(x, w, b)
-    return {r: on(r) for r in ROUTES}, F.gelu(reference) if gelu else reference
+    fns = {r: on_route(r, lambda: linear_module.linear(x, w, b, owner, gelu=gelu)) for r in ROUTES}
+    return fns, F.gelu(reference) if gelu else reference
 
 
 @torch.no_grad()
@@ -73,14 +78,7 @@ def model_rows(reps: int) -> list[str]:
     reference = model(x)
     quantize_int8(model)
 
-    def on(route: str) -> Callable[[], Tensor]:
-        def run() -> Tensor:
-            linear_module.INT8_ROUTE = route
-            return model(x)
-
-        return run
-
-    fns = {"bf16": lambda: bf16(x.bfloat16()), **{r: on(r) for r in ROUTES}}
+    fns = {"bf16": lambda: bf16(x.bfloat16()), **{r: on_route(r, lambda: model(x)) for r in ROUTES}}
     cos = {k: cosine(f().float(), reference) for k, f in fns.items()}
     ms = median_ms(fns, reps)
     return [
