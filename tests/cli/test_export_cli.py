@@ -61,6 +61,29 @@ def test_hf_export_via_cli(tmp_path, capsys, checkpoint):
     assert f"wrote {out} (hf" in printed and "max abs diff" not in printed
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_checkpoint_can_be_given_as_an_option_like_the_other_commands(tmp_path, capsys, checkpoint):
+    path, model = checkpoint
+    out = tmp_path / "model.pt"
+    argv = ["export", "--checkpoint", str(path), "--format", "torchscript", "--out", str(out)]
+    assert main(argv) == 0
+    x = clip(b=1, seed=4)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(out))(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_checkpoint_given_never_or_twice_is_exit_2_and_one_line(
+    tmp_path, capsys, twice, checkpoint
+):
+    path, _ = checkpoint
+    out = tmp_path / "model.pt"
+    where = [str(path), "--checkpoint", str(path)] if twice else []
+    assert main(["export", *where, "--format", "torchscript", "--out", str(out)]) == 2
+    assert "give the checkpoint once" in one_error_line(capsys)
+    assert not out.exists()
+
+
 def test_missing_checkpoint_is_exit_2_and_one_line(tmp_path, capsys):
     missing = tmp_path / "nope.safetensors"
     code = main(["export", str(missing), "--format", "torchscript", "--out", str(tmp_path / "x")])

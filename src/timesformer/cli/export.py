@@ -26,7 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "printed; exit status 1 if it exceeds 1e-4, 2 for bad input."
         ),
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or HF folder")
+    # Positional as documented, and --checkpoint as predict, eval, extract and explain take it.
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", nargs="?", help="checkpoint file or HF folder"
+    )
+    p.add_argument(
+        "--checkpoint",
+        dest="checkpoint_opt",
+        metavar="CHECKPOINT",
+        help="the same, given as an option as the other commands take it",
+    )
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     p.add_argument(
         "--out",
@@ -55,11 +64,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
+    from timesformer.errors import ConfigError
     from timesformer.inference.export import export_model, require_onnx
 
+    if (args.checkpoint is None) == (args.checkpoint_opt is None):
+        raise ConfigError("give the checkpoint once: CHECKPOINT or --checkpoint CHECKPOINT")
+    checkpoint = args.checkpoint or args.checkpoint_opt
     if args.format == "onnx":
         require_onnx()  # before spending time loading a large checkpoint
-    model = load_checkpoint(args.checkpoint).eval()
+    model = load_checkpoint(checkpoint).eval()
     report = export_model(
         model,
         args.out,
