@@ -1,4 +1,5 @@
-"""``evaluate`` in int8: the fp32 predictions, and the model as it was afterwards."""
+"""``evaluate`` in int8: the fp32 predictions, and the model as it was afterwards; the copy
+that inference tools run (``inference_copy``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import timesformer.layers.linear as linear_mod
 from helpers import randomize, tiny
 from timesformer.data import ClipConfig, VideoClipDataset
-from timesformer.engine.evaluate import evaluate
+from timesformer.engine.evaluate import evaluate, inference_copy
 from timesformer.errors import ConfigError
 
 
@@ -26,3 +27,25 @@ def test_int8_evaluation_predicts_what_fp32_does_and_leaves_the_model_float(synt
     assert not getattr(model.blocks[0].mlp.fc1, linear_mod.INT8_ATTR)  # float again
     with pytest.raises(ConfigError, match="CPU only"):
         evaluate(model, data, precision="int8", device=torch.device("cuda"), progress=False)
+
+
+def test_inference_copy_shares_or_converts_and_never_touches_the_model():
+    model = randomize(tiny(), seed=3).train()
+    x = torch.randn(1, 3, 4, 16, 16)
+    with torch.no_grad():
+        expected = model.eval()(x)
+    model.train()
+    shared = inference_copy(model)
+    assert not shared.training and model.training
+    ours = dict(shared.named_parameters())
+    for name, p in model.named_parameters():
+        assert ours[name] is not p and ours[name].data_ptr() == p.data_ptr()
+    with torch.no_grad():
+        assert torch.equal(shared(x), expected)
+    shared.to(torch.float64)  # moving the copy replaces its own tensors only
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    bf16 = inference_copy(model, torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(bf16(x.bfloat16()).float(), expected, rtol=0.05, atol=0.05)

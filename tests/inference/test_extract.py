@@ -89,6 +89,12 @@ def test_int8_embeddings_are_close_to_fp32(checkpoint, videos):
     int8 = _extractor(checkpoint, precision="int8").extract(videos[0]).clip
     assert int8.dtype == torch.float32 and not torch.equal(int8, fp32)
     assert torch.nn.functional.cosine_similarity(int8, fp32, dim=0) > 0.999
+    # The caller's model is not marked: an fp32 extractor of it gives fp32 embeddings again.
+    model = load_checkpoint(checkpoint)
+    clip = default_clip_config(model, sampling_rate=2)
+    Extractor(model, clip=clip, precision="int8").extract(videos[0])
+    assert not any(getattr(m, linear_mod.INT8_ATTR, False) for m in model.modules())
+    assert torch.equal(Extractor(model, clip=clip).extract(videos[0]).clip, fp32)
 
 
 def test_second_run_skips_done_videos_and_an_interrupted_one_completes(

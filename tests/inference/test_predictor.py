@@ -134,6 +134,35 @@ def test_int8_gives_the_fp32_ranking_and_refuses_what_it_cannot_do(checkpoint, v
         _predictor(checkpoint, precision="int8", compile=True)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_model_shared_by_two_predictors_is_left_as_it_was(checkpoint, videos, precision):
+    if precision == "int8" and not linear_mod._HAS_INT8:
+        pytest.skip("no oneDNN int8 kernels in this build")
+    model = load_checkpoint(checkpoint).train()
+    clip = default_clip_config(model, sampling_rate=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    other = Predictor(model, clip=clip, precision=precision).predict(videos[2])
+    # The caller's model: same tensors, same dtype, still training, not marked for int8.
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert next(model.parameters()).dtype == torch.float32 and model.training
+    assert not any(getattr(m, linear_mod.INT8_ATTR, False) for m in model.modules())
+    # An fp32 predictor of the same model gives exactly what a fresh model's gives, where a
+    # model converted in place gave a dtype error (bf16) or int8 results (int8).
+    fp32 = Predictor(model, clip=clip).predict(videos[2])
+    assert torch.equal(fp32.probs, _predictor(checkpoint).predict(videos[2]).probs)
+    assert not torch.equal(fp32.probs, other.probs)
+    assert fp32.top[0][0] == other.top[0][0]
+
+
+def test_an_fp32_predictor_shares_the_models_weights(checkpoint):
+    model = load_checkpoint(checkpoint)
+    predictor = Predictor(model)
+    mine = dict(predictor.model.named_parameters())
+    for name, p in model.named_parameters():
+        assert mine[name] is not p and mine[name].data_ptr() == p.data_ptr()
+    assert not predictor.model.training
+
+
 @pytest.mark.slow
 def test_compiled_predictor_gives_the_same_probabilities(checkpoint, videos):
     eager = _predictor(checkpoint).predict(videos[0])

@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         topk=args.topk,
         compile=args.compile,
     )
+    del model  # the copy it runs is the one to keep in memory (bf16: half the size)
     progress = not args.no_progress and len(videos) > 1
     if args.windows:
         timeline = Path(args.timeline) if args.timeline else None

@@ -8,6 +8,8 @@ combined prediction.  A video that fails to decode is listed in the result, not 
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +84,22 @@ def autocast_context(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def inference_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A copy of ``model`` in eval mode that an inference tool may convert, mark for int8 and
+    move without touching the caller's model: new module objects whose parameters and buffers
+    share the model's memory, or, with ``dtype``, are converted copies of the floating ones
+    (bf16 weights take half the fp32 memory beside the model). Moving the copy to another
+    device replaces its own tensors, not the model's."""
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        new = t.detach()
+        if dtype is not None and t.is_floating_point():
+            new = new.to(dtype)
+        # deepcopy takes what the memo holds for an object id instead of copying it
+        memo[id(t)] = torch.nn.Parameter(new, False) if isinstance(t, torch.nn.Parameter) else new
+    return copy.deepcopy(model, memo).eval()
 
 
 def use_int8(model: torch.nn.Module, device: torch.device) -> None:

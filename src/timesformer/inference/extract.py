@@ -53,7 +53,12 @@ from tqdm.auto import tqdm
 from timesformer.checkpoints.io import write_atomic, write_safetensors, write_text
 from timesformer.data import ClipConfig, VideoClipDataset, VideoDecodeError
 from timesformer.data.video import VIDEO_EXTENSIONS
-from timesformer.engine.evaluate import EvalItems, autocast_context, use_int8
+from timesformer.engine.evaluate import (
+    EvalItems,
+    autocast_context,
+    inference_copy,
+    use_int8,
+)
 from timesformer.errors import ConfigError
 from timesformer.inference.predictor import default_clip_config
 from timesformer.inference.windows import batched_window_views
@@ -88,11 +93,12 @@ class Extractor:
     """Embeddings of video files with a ``TimeSformer``.
 
     Args:
-        model: the model (put in eval mode and moved to ``device``).
+        model: the model, run as an eval-mode copy on ``device`` that shares its weights.
         clip: test-time clip settings (default: ``default_clip_config(model)``).
         device: "cpu", "cuda:0", ... (default: the model's device).
         precision: "fp32", "bf16" or "fp16" (autocast; the embeddings are returned as float32),
-            or "int8" (CPU only: the linear products in int8, the model marked in place).
+            or "int8" (CPU only: the linear products in int8, on the copy: ``model`` keeps its
+            device, mode and int8 setting).
         windows: also embed every window of a sliding window over the whole video.
         stride: seconds between window starts (default: one window length).
         batch: windows per forward pass.
@@ -116,9 +122,10 @@ class Extractor:
         if stride is not None and not windows:
             raise ConfigError("a window stride needs windows")
         self.device = torch.device(device) if device else next(model.parameters()).device
+        self.model = inference_copy(model)  # the caller's model keeps its device and marks
         if precision == "int8":
-            use_int8(model, self.device)
-        self.model = model.to(self.device).eval()
+            use_int8(self.model, self.device)
+        self.model.to(self.device)
         self.clip = clip or default_clip_config(model)
         if windows and self.clip.sampling != "window":
             raise ConfigError(

@@ -24,7 +24,12 @@ from tqdm.auto import tqdm
 
 from timesformer.data import ClipConfig, VideoClipDataset
 from timesformer.data.video import VIDEO_EXTENSIONS
-from timesformer.engine.evaluate import EvalItems, autocast_context, use_int8
+from timesformer.engine.evaluate import (
+    EvalItems,
+    autocast_context,
+    inference_copy,
+    use_int8,
+)
 from timesformer.errors import ConfigError
 from timesformer.model import TimeSformer
 
@@ -138,14 +143,16 @@ class Predictor:
     """Class probabilities for video files.
 
     Args:
-        model: a ``TimeSformer`` (put in eval mode and moved to ``device``).
+        model: a ``TimeSformer``. The predictor runs its own copy (``inference_copy``: the same
+            weights in memory, or bf16 copies of them), so ``model`` keeps its dtype, device,
+            mode and int8 setting.
         clip: test-time clip settings (default: ``default_clip_config(model)``).
         labels: class names (default: the model's own, else "class 0", "class 1", ...).
         device: "cpu", "cuda", ... (default: the model's device).
-        precision: "fp32"; "bf16": the model's weights are converted to bf16 (in place), which
+        precision: "fp32"; "bf16": the predictor's copy has bf16 weights, which
             runs faster than autocast on the CPU (``benchmarks/results/model_cpu.md``);
-            "fp16": autocast; "int8" (CPU only): the linear products in int8, the model marked
-            in place (``timesformer.layers.quantize_int8``), 1.39x faster than bf16 weights on
+            "fp16": autocast; "int8" (CPU only): the linear products in int8, the copy marked
+            for it (``timesformer.layers.quantize_int8``), 1.39x faster than bf16 weights on
             this project's CPU (``benchmarks/results/int8_cpu.md``).
         topk: classes reported per video.
         compile: run the model through ``torch.compile`` (inductor, weights frozen as
@@ -174,12 +181,13 @@ class Predictor:
         if topk < 1:
             raise ConfigError(f"topk must be at least 1, got {topk}")
         self.device = torch.device(device) if device else next(model.parameters()).device
-        if precision == "int8":
-            use_int8(model, self.device)  # before the model moves: a CUDA device is refused
-        self.model = model.to(self.device).eval()
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        if precision == "bf16":
-            self.model.to(torch.bfloat16)
+        # The caller's model stays as it was (dtype, int8 marks, device, train mode): a model
+        # shared with another Predictor or still being trained must not change under it.
+        self.model = inference_copy(model, torch.bfloat16 if precision == "bf16" else None)
+        if precision == "int8":
+            use_int8(self.model, self.device)  # before the copy moves: a CUDA device is refused
+        self.model.to(self.device)
         self._forward = (
             torch.compile(self.model, options={"freezing": True}) if compile else self.model
         )
