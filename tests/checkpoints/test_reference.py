@@ -118,6 +118,20 @@ def test_load_into_an_existing_model(tmp_path):
     torch.testing.assert_close(model.time_embed, src.time_embed)
 
 
+@pytest.mark.parametrize("fmt", ["timesformer", "reference"])
+def test_a_built_model_comes_in_eval_mode_and_a_given_one_keeps_its_mode(tmp_path, fmt):
+    src = randomize(tiny("divided", drop_path_rate=0.5))
+    path = tmp_path / ("m.safetensors" if fmt == "timesformer" else "m.pyth")
+    timesformer.save_checkpoint(src, path, format=fmt)
+    model = timesformer.load_checkpoint(path)
+    assert not model.training and model.config.drop_path_rate > 0
+    x = clip()
+    with torch.no_grad():  # no drop path: the checkpoint's outputs, the same every call
+        assert torch.equal(model(x), model(x))
+    into = tiny("divided", drop_path_rate=0.5).train()
+    assert timesformer.load_checkpoint(path, into).training
+
+
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     timesformer.save_checkpoint(tiny(), tmp_path / "m.safetensors")
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

@@ -335,8 +335,9 @@ def load_checkpoint(
 
     Args:
         path: a file (``.safetensors``, ``.pyth``, ``.pth``, ``.bin``) or a Hugging Face folder.
-        model: load into this model; when None, a model is built from the checkpoint's own
-            config (or its tensor shapes), with ``overrides`` applied.
+        model: load into this model, whose mode is kept; when None, a model is built from
+            the checkpoint's own config (or its tensor shapes), with ``overrides`` applied, and
+            returned in eval mode (``model.train()`` to train it).
         strict: raise ``CheckpointError`` on any key that neither loads nor is explained
             (position/time resize, new head, ImageNet initialisation); otherwise report it.
         **overrides: ``ModelConfig`` fields for the built model, e.g. ``num_frames=16``,
@@ -350,7 +351,10 @@ def load_checkpoint(
     if model is None:
         cfg = _config_for(src, overrides, path)
         _check_size(src, cfg, path)
-        built = TimeSformer(cfg)
+        # Eval mode, as transformers' from_pretrained gives it: a loaded model's outputs are
+        # the checkpoint's, not those of a random drop path (the reference's configs train with
+        # 0.1). Training sets its own mode every epoch.
+        built = TimeSformer(cfg).eval()
     else:
         if overrides:
             raise ConfigError(
