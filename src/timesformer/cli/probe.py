@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -20,11 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Print, for each video, its container and codec, the size of its frames after "
             "rotation (phone video), the average frame rate, the number of frames that really "
             "decode (counted by decoding every frame; the header's count, often wrong, is shown "
-            "beside it), the duration, whether the frame rate varies, and the keyframes. A file "
-            "that does not decode gets one error line; the exit status is then 2."
+            "beside it), the duration, whether the frame rate varies, and the keyframes. A "
+            "folder stands for the video files under it (by extension, as predict reads it). A "
+            "file that does not decode gets one error line; the exit status is then 2."
         ),
     )
-    p.add_argument("videos", metavar="VIDEO", nargs="+", help="video files")
+    p.add_argument(
+        "videos", metavar="VIDEO_OR_FOLDER", nargs="+", help="video files, or folders of them"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     p.add_argument(
         "--fast",
@@ -49,10 +53,22 @@ def describe(info: VideoInfo) -> str:
     )
 
 
+def expand_folders(items: list[str]) -> list[str]:
+    """``items`` with each folder replaced by the video files under it, sorted; a file, or a
+    path that does not exist, stays as given, to be reported in its own error line."""
+    from timesformer.inference.predictor import find_videos  # ConfigError for an empty folder
+
+    out: list[str] = []
+    for item in items:
+        out += map(str, find_videos([item])) if Path(item).is_dir() else [item]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     results: list[dict] = []
     failed = 0
-    for path in tqdm(args.videos, desc="probing", unit="file", disable=len(args.videos) < 4):
+    videos = expand_folders(args.videos)
+    for path in tqdm(videos, desc="probing", unit="file", disable=len(videos) < 4):
         try:
             info = probe(path, exact=not args.fast)
         except VideoDecodeError as err:
