@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from timesformer.data.errors import VideoDecodeError
-from timesformer.data.video import VideoInfo, probe
+from timesformer.data.video import VideoInfo, probe, videos_under
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,11 +56,9 @@ def describe(info: VideoInfo) -> str:
 def expand_folders(items: list[str]) -> list[str]:
     """``items`` with each folder replaced by the video files under it, sorted; a file, or a
     path that does not exist, stays as given, to be reported in its own error line."""
-    from timesformer.inference.predictor import find_videos  # ConfigError for an empty folder
-
     out: list[str] = []
-    for item in items:
-        out += map(str, find_videos([item])) if Path(item).is_dir() else [item]
+    for item in items:  # videos_under: a ConfigError for a folder without videos
+        out += map(str, videos_under(Path(item))) if Path(item).is_dir() else [item]
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from av.video.reformatter import VideoReformatter
 from timesformer.data import index_cache
 from timesformer.data.errors import VideoDecodeError
 from timesformer.data.index_cache import FrameIndex, build_index
+from timesformer.errors import ConfigError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoReader", "probe"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoReader", "find_videos", "probe", "videos_under"]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .ts .ogv .ogg .flv .wmv .3gp".split()  # noqa: SIM905
@@ -563,3 +564,31 @@ def probe(path: str | os.PathLike[str], *, exact: bool = True) -> VideoInfo:
     """The facts of one video (frame count by decoding every frame unless ``exact=False``)."""
     with VideoReader(path, exact=exact, threads=0) as reader:
         return reader.info()
+
+
+def videos_under(folder: Path) -> list[Path]:
+    """The video files (by extension) anywhere under ``folder``, sorted.
+
+    Raises ``ConfigError`` when there is none."""
+    videos = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
+    if not videos:
+        raise ConfigError(f"{folder}: no video files in this folder")
+    return videos
+
+
+def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files given, plus the video files under folders given (``videos_under``), in order.
+
+    Raises ``ConfigError`` for a path that does not exist or a folder with no video."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += videos_under(path)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+    return found

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from timesformer.checkpoints.io import write_atomic, write_safetensors, write_text
 from timesformer.data import ClipConfig, VideoClipDataset, VideoDecodeError
-from timesformer.data.video import VIDEO_EXTENSIONS
+from timesformer.data.video import videos_under
 from timesformer.engine.evaluate import (
     EvalItems,
     autocast_context,
@@ -299,12 +299,7 @@ def collect_videos(
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            videos = [
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-            ]
-            if not videos:
-                raise ConfigError(f"{path}: no video files in this folder")
-            for video in sorted(videos):
+            for video in videos_under(path):
                 add(video, path)
         elif path.exists():
             add(path, None)

@@ -13,7 +13,7 @@ sampling rate for that frame count (8 x 32, 16 x 16 for HR, 96 x 4 for L).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from timesformer.data import ClipConfig, VideoClipDataset
-from timesformer.data.video import VIDEO_EXTENSIONS
+from timesformer.data.video import find_videos  # re-exported: its home before data.video
 from timesformer.engine.evaluate import (
     EvalItems,
     autocast_context,
@@ -72,27 +72,6 @@ def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
         return ClipConfig(**base)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"clip settings: {err}") from None
-
-
-def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files given, plus the video files (by extension) under folders given, sorted per folder.
-
-    Raises ``ConfigError`` for a path that does not exist or a folder with no video."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-            )
-            if not videos:
-                raise ConfigError(f"{path}: no video files in this folder")
-            found += videos
-        elif path.exists():
-            found.append(path)
-        else:
-            raise ConfigError(f"{path}: no such file or folder")
-    return found
 
 
 @dataclass
