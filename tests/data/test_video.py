@@ -12,7 +12,8 @@ import torch
 
 from data.video_helpers import INDEX_H, INDEX_W, index_frame, read_indices
 from timesformer.data import VideoDecodeError, VideoReader, probe, write_video
-from timesformer.errors import TimesformerError
+from timesformer.data.video import find_videos, videos_under
+from timesformer.errors import ConfigError, TimesformerError
 
 
 def decode_all(path) -> np.ndarray:
@@ -398,3 +399,20 @@ def test_probe_facts(index_video):
     assert info.duration == pytest.approx(2.4)
     assert info.codec == "h264"
     assert info.to_dict()["keyframes"] == info.keyframes > 1
+
+
+def test_find_videos_takes_files_and_the_videos_under_folders(tmp_path):
+    # Only names and existence count here: nothing is decoded.
+    given = tmp_path / "given.mp4"
+    given.write_bytes(b"x")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("sub/b.MKV", "a.mp4", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    assert find_videos([given, folder]) == [given, folder / "a.mp4", folder / "sub" / "b.MKV"]
+    assert videos_under(folder) == [folder / "a.mp4", folder / "sub" / "b.MKV"]
+    with pytest.raises(ConfigError, match="no such file"):
+        find_videos([tmp_path / "missing.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: no video files in this folder"):
+        find_videos([tmp_path / "empty"])

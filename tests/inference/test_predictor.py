@@ -13,7 +13,7 @@ from inference.conftest import CLASSES
 from timesformer.checkpoints import load_checkpoint, save_checkpoint
 from timesformer.data import ClipConfig, VideoReader, sampling, transforms
 from timesformer.errors import ConfigError
-from timesformer.inference.predictor import Predictor, default_clip_config, find_videos
+from timesformer.inference.predictor import Predictor, default_clip_config
 
 
 def _predictor(checkpoint, **kw) -> Predictor:
@@ -95,19 +95,6 @@ def test_labels_must_match_the_classes(checkpoint):
         Predictor(load_checkpoint(checkpoint), labels=["a", "b", "c"])
     unnamed = Predictor(tiny())
     assert unnamed.labels[:2] == ["class 0", "class 1"]
-
-
-def test_find_videos(tmp_path, videos):
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "a.mp4").write_bytes(b"x")
-    (tmp_path / "notes.txt").write_text("not a video")
-    found = find_videos([videos[0], tmp_path])
-    assert found == [videos[0], tmp_path / "sub" / "a.mp4"]
-    with pytest.raises(ConfigError, match="no such file"):
-        find_videos([tmp_path / "missing.mp4"])
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no video files"):
-        find_videos([tmp_path / "empty"])
 
 
 def test_bf16_gives_the_fp32_ranking(checkpoint, videos):

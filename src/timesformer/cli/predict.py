@@ -81,14 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
     from timesformer.checkpoints.io import write_text
     from timesformer.data import VideoDecodeError
+    from timesformer.data.video import find_videos
     from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.labels import load_labels
-    from timesformer.inference.predictor import (
-        Prediction,
-        Predictor,
-        find_videos,
-    )
+    from timesformer.inference.predictor import Prediction, Predictor
     from timesformer.inference.windows import plot_timeline
 
     if args.topk < 1:
