@@ -102,6 +102,18 @@ def inference_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> 
     return copy.deepcopy(model, memo).eval()
 
 
+def inference_model(
+    model: torch.nn.Module, device: torch.device, precision: str, *, bf16_weights: bool = False
+) -> torch.nn.Module:
+    """The model an inference tool runs: ``inference_copy(model)`` (with bf16 weights where
+    ``bf16_weights``), marked for int8 where ``precision`` is "int8" (refused off the CPU before
+    anything moves), on ``device``. ``model`` itself is left as it was."""
+    net = inference_copy(model, torch.bfloat16 if bf16_weights else None)
+    if precision == "int8":
+        use_int8(net, device)
+    return net.to(device)
+
+
 def use_int8(model: torch.nn.Module, device: torch.device) -> None:
     """Precision "int8": the model's linear products in int8 at inference, on the CPU only
     (``timesformer.layers.quantize_int8``); a ``ConfigError`` elsewhere or without the kernels."""

@@ -53,12 +53,7 @@ from tqdm.auto import tqdm
 from timesformer.checkpoints.io import write_atomic, write_safetensors, write_text
 from timesformer.data import ClipConfig, VideoClipDataset, VideoDecodeError
 from timesformer.data.video import videos_under
-from timesformer.engine.evaluate import (
-    EvalItems,
-    autocast_context,
-    inference_copy,
-    use_int8,
-)
+from timesformer.engine.evaluate import EvalItems, autocast_context, inference_model
 from timesformer.errors import ConfigError
 from timesformer.inference.predictor import default_clip_config
 from timesformer.inference.windows import batched_window_views
@@ -122,10 +117,7 @@ class Extractor:
         if stride is not None and not windows:
             raise ConfigError("a window stride needs windows")
         self.device = torch.device(device) if device else next(model.parameters()).device
-        self.model = inference_copy(model)  # the caller's model keeps its device and marks
-        if precision == "int8":
-            use_int8(self.model, self.device)
-        self.model.to(self.device)
+        self.model = inference_model(model, self.device, precision)  # model stays as it was
         self.clip = clip or default_clip_config(model)
         if windows and self.clip.sampling != "window":
             raise ConfigError(

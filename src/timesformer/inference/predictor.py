@@ -24,12 +24,7 @@ from tqdm.auto import tqdm
 
 from timesformer.data import ClipConfig, VideoClipDataset
 from timesformer.data.video import find_videos  # re-exported: its home before data.video
-from timesformer.engine.evaluate import (
-    EvalItems,
-    autocast_context,
-    inference_copy,
-    use_int8,
-)
+from timesformer.engine.evaluate import EvalItems, autocast_context, inference_model
 from timesformer.errors import ConfigError
 from timesformer.model import TimeSformer
 
@@ -163,10 +158,9 @@ class Predictor:
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         # The caller's model stays as it was (dtype, int8 marks, device, train mode): a model
         # shared with another Predictor or still being trained must not change under it.
-        self.model = inference_copy(model, torch.bfloat16 if precision == "bf16" else None)
-        if precision == "int8":
-            use_int8(self.model, self.device)  # before the copy moves: a CUDA device is refused
-        self.model.to(self.device)
+        self.model = inference_model(
+            model, self.device, precision, bf16_weights=precision == "bf16"
+        )
         self._forward = (
             torch.compile(self.model, options={"freezing": True}) if compile else self.model
         )
