@@ -57,8 +57,9 @@ def expand_folders(items: list[str]) -> list[str]:
     """``items`` with each folder replaced by the video files under it, sorted; a file, or a
     path that does not exist, stays as given, to be reported in its own error line."""
     out: list[str] = []
-    for item in items:  # videos_under: a ConfigError for a folder without videos
-        out += map(str, videos_under(Path(item))) if Path(item).is_dir() else [item]
+    for item in items:
+        folder = Path(item)  # videos_under: a ConfigError for a folder without videos
+        out += map(str, videos_under(folder)) if folder.is_dir() else [item]
     return out
 
 

@@ -190,11 +190,6 @@ def _packed(owner: nn.Module, key: str, weight: Tensor, dtype: torch.dtype, rows
     )
 
 
-def _sources(weight: Tensor, bias: Tensor | None) -> tuple[Tensor, ...]:
-    # The packed int8 weight holds the bias too, so a new bias must repack it.
-    return (weight,) if bias is None else (weight, bias)
-
-
 def _int8_linear(
     rows: Tensor, weight: Tensor, bias: Tensor | None, owner: nn.Module, key: str, gelu: bool
 ) -> Tensor | None:
@@ -211,7 +206,8 @@ def _int8_linear(
         return torch.ops.onednn.qlinear_pointwise(
             *quantised, w8, scale, zero, bias, 1.0, 0, torch.float32, post, [], algorithm
         )
-    sources = _sources(weight, bias)  # the packed int8 weight holds the bias too
+    # The packed int8 weight holds the bias too, so a new bias must repack it.
+    sources = (weight,) if bias is None else (weight, bias)
     packed = cached(owner, (key, "int8", INT8_ROUTE), sources, lambda: _int8(weight, bias))
     # reduce_range=False: VNNI's dot products accumulate in int32, without the 16-bit
     # saturation that the reduced range guards against on older instruction sets.
