@@ -29,6 +29,17 @@ def test_overrides_are_typed_and_merged_over_files(tmp_path):
     assert cfg.data.root == "/a" and cfg.model.init is None
 
 
+def test_base_sits_between_the_defaults_and_the_files(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  crop_size: 64\n")
+    base = {"data": {"num_frames": 4, "crop_size": 32, "train_scale": [64, 80]}}
+    cfg = load_config([f], [*ROOT, "data.num_frames=2"], base=base)
+    assert (cfg.data.num_frames, cfg.data.crop_size, cfg.data.train_scale) == (2, 64, [64, 80])
+    assert cfg.data.sampling_rate == 32  # untouched by base: the default
+    with pytest.raises(ConfigError, match="nope"):
+        load_config(overrides=ROOT, base={"data": {"nope": 1}})
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -6,8 +6,12 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from timesformer.cli.train import add_config_arguments, resolve_config_files
+
+if TYPE_CHECKING:
+    from timesformer.model import TimeSformer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate a checkpoint (K clips x 3 crops per video)",
         description=(
             "Evaluate --checkpoint on the val split of the data in the config (by default the "
-            "config.yaml of the run folder the checkpoint belongs to), with the reference test "
+            "config.yaml of the run folder the checkpoint belongs to; for a checkpoint outside a "
+            "run folder, its own clip settings and the data named by data.root=DIR and, where "
+            "needed, data.format/data.val/data.classes), with the reference test "
             "protocol: data.test_clips temporal clips x data.test_crops spatial crops per video, "
             "views combined by run.eval_reduce (sum of logits, or mean softmax). Prints clip- "
             "and video-level top-1/top-5 and per-class accuracy and writes a JSON result file. "
@@ -24,9 +30,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint load_checkpoint reads")
-    add_config_arguments(p, "YAML config or shipped config name (default: the run's config.yaml)")
+    add_config_arguments(
+        p,
+        "YAML config or shipped config name (default: the run's config.yaml, else the "
+        "checkpoint's own clip settings)",
+    )
     p.add_argument("--out", default=None, help="result JSON (default: beside the checkpoint)")
     p.set_defaults(func=run)
+
+
+def checkpoint_sections(model: TimeSformer, checkpoint: Path) -> dict[str, Any]:
+    """The config a checkpoint implies when no config file describes it: the clip settings it
+    was trained with (stored by ``timesformer train``; else the reference protocol at its frame
+    count and size), and its architecture, which the checkpoint itself builds."""
+    from timesformer.inference.predictor import default_clip_config
+
+    clip = default_clip_config(model)
+    data = {
+        "num_frames": clip.num_frames,
+        "sampling_rate": clip.sampling_rate,
+        "target_fps": clip.target_fps,
+        "sampling": clip.sampling,
+        "crop_size": clip.crop_size,
+        "train_scale": list(clip.train_scale),
+        "flip": clip.flip,
+        "test_clips": clip.num_clips,
+        "test_crops": clip.num_crops,
+    }
+    # model.init marks the architecture as the checkpoint's: the config's check of the model
+    # section (patch size against crop size) is then left to the checkpoint, which built it.
+    return {"model": {"init": str(checkpoint)}, "data": data}
 
 
 def find_run_config(checkpoint: Path) -> Path | None:
@@ -41,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints.io import write_text
     from timesformer.cli.common import check_output_file
     from timesformer.engine.builders import build_dataset
-    from timesformer.engine.config import load_config
+    from timesformer.engine.config import load_config, validate
     from timesformer.engine.distributed import init_distributed, shutdown
     from timesformer.engine.evaluate import evaluate
     from timesformer.errors import ConfigError
@@ -51,18 +84,24 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else ckpt.with_name(f"eval_{ckpt.stem}.json")
     check_output_file(str(out), "--out")  # before the evaluation, not after it
     files = resolve_config_files(args.config)
-    if not files:
-        found = find_run_config(ckpt)
-        if found is None:
+    found = None if files else find_run_config(ckpt)
+    model = None
+    if files or found:
+        cfg = load_config(files or [found], args.overrides)
+    else:
+        # No config describes this checkpoint: its own settings, and the data from the overrides.
+        model = load_checkpoint(ckpt)
+        cfg = load_config(None, args.overrides, check=False, base=checkpoint_sections(model, ckpt))
+        if not cfg.data.root:
             raise ConfigError(
-                f"{ckpt}: no --config given and no config.yaml in its run folder; pass --config"
+                f"{ckpt}: no config.yaml in its run folder; name the data with data.root=DIR "
+                "(and data.format, data.val, data.classes where needed) or pass --config"
             )
-        files = [found]
-    cfg = load_config(files, args.overrides)
+        validate(cfg)
     info = init_distributed(cfg.run.device)
     try:
         dataset = build_dataset(cfg, "val", "test")
-        model = load_checkpoint(ckpt).to(info.device)
+        model = (model if model is not None else load_checkpoint(ckpt)).to(info.device)
         if model.config.num_classes != dataset.num_classes:
             raise ConfigError(
                 f"{ckpt}: the model has {model.config.num_classes} classes, the data "

@@ -208,10 +208,19 @@ def _one_line(err: OmegaConfBaseException) -> str:
 
 
 def load_config(
-    files: list[str | Path] | None = None, overrides: list[str] | None = None, check: bool = True
+    files: list[str | Path] | None = None,
+    overrides: list[str] | None = None,
+    check: bool = True,
+    base: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Defaults <- each YAML file in order <- ``key=value`` overrides (values parsed as YAML)."""
+    """Defaults <- ``base`` (a mapping of sections, e.g. what a checkpoint implies) <- each YAML
+    file in order <- ``key=value`` overrides (values parsed as YAML)."""
     merged = OmegaConf.structured(TrainConfig)
+    if base:
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.create(base))
+        except OmegaConfBaseException as err:
+            raise ConfigError(_one_line(err)) from None
     for f in files or []:
         path = Path(f)
         if not path.is_file():

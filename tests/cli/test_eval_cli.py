@@ -1,0 +1,101 @@
+"""`timesformer eval` on a checkpoint outside any run folder: its own clip settings, the data
+named by overrides, and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import yaml
+
+import timesformer
+from helpers import randomize, tiny
+from timesformer.cli import main
+from timesformer.data import ClipConfig, make_synthetic
+
+# What `timesformer train` would have stored with the checkpoint: 2 clips x 3 crops at test time
+# (not the 1 clip of the defaults, so a test can tell whose settings were used).
+CLIP = ClipConfig(
+    num_frames=4, sampling_rate=2, crop_size=16, train_scale=(16, 18), flip=False, num_clips=2
+)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """4 classes of simple 8-frame 16x16 videos, 2 val videos per class."""
+    out = tmp_path_factory.mktemp("synth") / "data"
+    make_synthetic(
+        out,
+        seed=1,
+        pairs=["horizontal", "depth"],
+        train_per_class=1,
+        val_per_class=2,
+        frames=8,
+        size=16,
+        style="simple",
+        progress=False,
+    )
+    return out
+
+
+@pytest.fixture
+def loose_checkpoint(tmp_path):
+    """A 4-class tiny model with stored clip settings, saved in a folder without config.yaml."""
+    model = randomize(tiny("divided", num_classes=4), seed=5)
+    model.preprocess = dataclasses.asdict(CLIP)
+    return timesformer.save_checkpoint(model, tmp_path / "loose" / "model.safetensors")
+
+
+def evaluate(checkpoint, overrides: list[str], capsys, out=None) -> tuple[int, str]:
+    argv = ["eval", "--checkpoint", str(checkpoint), *overrides, "data.workers=0"]
+    code = main([*argv, "run.progress=false", *(["--out", str(out)] if out else [])])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_a_loose_checkpoint_is_evaluated_with_its_own_clip_settings(
+    data_root, loose_checkpoint, tmp_path, capsys
+):
+    out = tmp_path / "loose.json"
+    code, err = evaluate(loose_checkpoint, [f"data.root={data_root}"], capsys, out)
+    assert code == 0, err
+    loose = json.loads(out.read_text())
+    assert loose["num_videos"] == 8 and loose["num_views"] == 2 * 3  # the stored 2 clips
+
+    # The same checkpoint in a run folder whose config.yaml holds the same settings scores the
+    # same, view for view.
+    run = tmp_path / "run"
+    run.mkdir()
+    data = {
+        "root": str(data_root),
+        "num_frames": 4,
+        "sampling_rate": 2,
+        "crop_size": 16,
+        "train_scale": [16, 18],
+        "flip": False,
+        "test_clips": 2,
+    }
+    config = {"model": {"name": "timesformer_tiny"}, "data": data}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(loose_checkpoint, run / "best.safetensors")
+    out_run = tmp_path / "run.json"
+    code, err = evaluate(run / "best.safetensors", [], capsys, out_run)
+    assert code == 0, err
+    assert json.loads(out_run.read_text()) == loose
+
+
+def test_overrides_win_over_the_checkpoint_settings(data_root, loose_checkpoint, tmp_path, capsys):
+    out = tmp_path / "one_clip.json"
+    overrides = [f"data.root={data_root}", "data.test_clips=1"]
+    code, err = evaluate(loose_checkpoint, overrides, capsys, out)
+    assert code == 0, err
+    assert json.loads(out.read_text())["num_views"] == 1 * 3
+
+
+def test_a_loose_checkpoint_without_data_root_is_one_line(loose_checkpoint, capsys):
+    code, err = evaluate(loose_checkpoint, [], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(loose_checkpoint) in err and "data.root=" in err and "--config" in err
+    assert not list(loose_checkpoint.parent.glob("eval_*.json"))  # nothing written
