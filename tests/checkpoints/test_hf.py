@@ -102,3 +102,111 @@ def test_export_writes_a_loadable_config(tmp_path):
     out = timesformer.export_hf(tiny("joint"), tmp_path / "e")
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["attention_type"] == "joint_space_time" and cfg["num_frames"] == 4
+
+
+# Clip settings unlike the defaults in every field a test reads, so that a setting that is lost
+# or taken from the wrong place shows.
+PREPROCESS = {
+    "num_frames": 4,
+    "sampling_rate": 3,
+    "target_fps": 25.0,
+    "sampling": "window",
+    "crop_size": 16,
+    "train_scale": [16, 20],
+    "test_scale": 20,
+    "flip": False,
+    "num_clips": 2,
+    "num_crops": 3,
+    "spread": "uniform",
+    "mean": [0.3, 0.5, 0.7],
+    "std": [0.2, 0.25, 0.3],
+}
+
+
+def test_export_round_trip_keeps_the_clip_settings(tmp_path):
+    from timesformer.inference.predictor import default_clip_config
+
+    model = randomize(tiny("divided"), seed=3)
+    model.preprocess = dict(PREPROCESS)
+    out = timesformer.export_hf(model, tmp_path / "export")
+    back = timesformer.load_checkpoint(out)
+    assert back.preprocess == PREPROCESS
+    assert default_clip_config(back) == default_clip_config(model)
+    # Without stored settings only the processor file speaks, and it gives the defaults back.
+    plain_model = tiny("divided")
+    plain = timesformer.export_hf(plain_model, tmp_path / "plain")
+    assert "timesformer_clip" not in json.loads((plain / "config.json").read_text())
+    assert default_clip_config(timesformer.load_checkpoint(plain)) == default_clip_config(
+        plain_model
+    )
+
+
+def test_exported_processor_prepares_frames_as_the_test_transform(tmp_path):
+    """transformers' AutoImageProcessor, loaded from the exported folder, gives the centre view
+    of our test transform: same size, mean and std (the resize kernels differ slightly)."""
+    from timesformer.data import transforms
+
+    model = tiny("divided")
+    model.preprocess = dict(PREPROCESS)
+    out = timesformer.export_hf(model, tmp_path / "export")
+    processor = transformers.AutoImageProcessor.from_pretrained(out)
+    # Smooth frames (ramps), where two bilinear kernels agree closely.
+    y, x = torch.meshgrid(torch.linspace(0, 1, 30), torch.linspace(0, 1, 40), indexing="ij")
+    frames = torch.stack([torch.stack((x, y, (x + y) / 2 + 0.1 * t), -1) for t in range(4)]).clamp(
+        0, 1
+    )
+    frames = (frames * 255).round().to(torch.uint8)  # (T, H, W, 3)
+    theirs = processor(list(frames.numpy()), return_tensors="pt")["pixel_values"][0]
+    ours = transforms.val_transform(
+        frames, 16, PREPROCESS["test_scale"], PREPROCESS["mean"], PREPROCESS["std"]
+    ).transpose(0, 1)  # (T, 3, 16, 16) as transformers gives it
+    assert theirs.shape == ours.shape
+    assert (theirs - ours).abs().mean() < 0.02
+    # The default mean and std would be far off: the comparison can tell them apart.
+    default = transforms.val_transform(frames, 16, PREPROCESS["test_scale"]).transpose(0, 1)
+    assert (theirs - default).abs().mean() > 0.2
+
+
+def test_a_transformers_processor_file_gives_mean_std_and_sizes(tmp_path):
+    ref = hf_model("divided")
+    ref.save_pretrained(tmp_path / "hf")
+    processor = {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "size": {"shortest_edge": 18},
+        "crop_size": {"height": 16, "width": 16},
+        "image_mean": [0.485, 0.456, 0.406],
+        "image_std": 0.25,  # one number for every channel, as transformers allows
+    }
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps(processor))
+    model = timesformer.load_checkpoint(tmp_path / "hf")
+    assert model.preprocess == {
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.25, 0.25, 0.25],
+        "crop_size": 16,
+        "test_scale": 18,
+    }
+    # A fixed (height, width) resize has no short-side equivalent: left out, not guessed.
+    processor["size"] = {"height": 20, "width": 24}
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps(processor))
+    assert "test_scale" not in timesformer.load_checkpoint(tmp_path / "hf").preprocess
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hidden_size": "wide"}, "hidden_size must be an integer"),
+        ({"num_frames": None}, "num_frames must be an integer"),
+        ({"hidden_size": 0}, "hidden_size must be at least 1"),
+        ({"layer_norm_eps": "small"}, "layer_norm_eps must be a number"),
+        ({"id2label": {"a": "x"}}, "id2label keys must be class indices"),
+        ({"timesformer_clip": [4]}, "timesformer_clip is not a mapping"),
+        ({"timesformer_clip": {"num_frames": 2.5}}, "damaged clip settings"),
+    ],
+)
+def test_a_damaged_config_json_is_one_clear_error(tmp_path, change, message):
+    out = timesformer.export_hf(tiny("divided"), tmp_path / "export")
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(CheckpointError, match=message) as err:
+        timesformer.load_checkpoint(out)
+    assert str(out) in str(err.value)

@@ -19,9 +19,32 @@ from timesformer.data import (
     sampling,
     write_video,
 )
-from timesformer.errors import TimesformerError
+from timesformer.errors import ConfigError, TimesformerError
 
 SMALL = ClipConfig(num_frames=4, sampling_rate=2, crop_size=16, train_scale=(16, 20), flip=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("num_frames", 2.5, "num_frames must be an integer"),
+        ("crop_size", "16", "crop_size must be an integer"),
+        ("num_crops", True, "num_crops must be an integer"),
+        ("test_scale", 20.0, "test_scale must be an integer"),
+        ("train_scale", (16,), "train_scale must be 2 integers"),
+        ("mean", (0.5, 0.5), "mean must be 3 numbers"),
+        ("std", (0.2, float("nan"), 0.2), "std must be 3 numbers"),
+        ("std", (0.2, 0.0, 0.2), "std must be positive"),
+        ("target_fps", "30", "target_fps must be a number"),
+    ],
+)
+def test_clip_config_refuses_values_of_the_wrong_type(field, value, message):
+    """Clip settings also come from checkpoint metadata: a value of the wrong type is refused
+    here, not met later as a crash inside sampling or the transforms."""
+    fields = {"crop_size": 16, "train_scale": (16, 20), field: value}
+    with pytest.raises(ConfigError, match=message):
+        ClipConfig(**fields)
+    assert ClipConfig(num_frames=np.int64(4), crop_size=16, train_scale=(16, 20)).num_frames == 4
 
 
 @pytest.fixture(scope="module")

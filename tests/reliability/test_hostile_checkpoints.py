@@ -131,6 +131,12 @@ def damaged_metadata(path: Path, good: Path) -> None:
     save_file(load_file(good), path, metadata={"format": "timesformer", "config": "{not json"})
 
 
+def damaged_clip_settings(path: Path, good: Path) -> None:
+    meta = _metadata(good)
+    meta["preprocess"] = json.dumps({"num_frames": "eight", "crop_size": 16})
+    save_file(load_file(good), path, metadata=meta)
+
+
 def wrong_shapes(path: Path, good: Path) -> None:
     state = load_file(good)
     state["blocks.0.mlp.fc1.weight"] = torch.zeros(7, 32)
@@ -178,12 +184,71 @@ MAKERS: dict[str, Callable[[Path, Path], None]] = {
         config_frames_zero,
         config_unknown_key,
         damaged_metadata,
+        damaged_clip_settings,
         wrong_shapes,
         wrong_family,
         wrong_scheme,
     )
 }
 EXTENSIONS = {"pickle": ".pyth", "torch": ".pth", "pyth": ".pyth"}
+
+
+# Hugging Face folders (``export_hf`` of the good model) with one file damaged.
+def _hf_folder(path: Path, good: Path, config=None, processor=None, **changes) -> None:
+    """``changes`` replace keys of the exported config.json; ``config`` and ``processor``
+    replace the whole config.json and preprocessor_config.json."""
+    import timesformer
+
+    timesformer.export_hf(timesformer.load_checkpoint(good), path)
+    if changes:
+        config = {**json.loads((path / "config.json").read_text()), **changes}
+    if config is not None:
+        (path / "config.json").write_text(json.dumps(config))
+    if processor is not None:
+        (path / "preprocessor_config.json").write_text(json.dumps(processor))
+
+
+def hf_config_not_an_object(path: Path, good: Path) -> None:
+    _hf_folder(path, good, config=[1, 2])
+
+
+def hf_config_wrong_type(path: Path, good: Path) -> None:
+    _hf_folder(path, good, hidden_size="wide")
+
+
+def hf_config_frames_fractional(path: Path, good: Path) -> None:
+    _hf_folder(path, good, num_frames=2.5)
+
+
+def hf_config_label_keys(path: Path, good: Path) -> None:
+    _hf_folder(path, good, id2label={"x": "a", "y": "b"})
+
+
+def hf_clip_settings_damaged(path: Path, good: Path) -> None:
+    _hf_folder(path, good, timesformer_clip={"num_frames": 2.5})
+
+
+def hf_processor_not_an_object(path: Path, good: Path) -> None:
+    _hf_folder(path, good, processor="short side 224")
+
+
+def hf_processor_std_zero(path: Path, good: Path) -> None:
+    # The folder's own clip settings would win over the processor's: left out here.
+    _hf_folder(path, good, timesformer_clip=None, processor={"image_std": [0, 0.2, 0.2]})
+
+
+HF_MAKERS: dict[str, Callable[[Path, Path], None]] = {
+    f.__name__: f
+    for f in (
+        hf_config_not_an_object,
+        hf_config_wrong_type,
+        hf_config_frames_fractional,
+        hf_config_label_keys,
+        hf_clip_settings_damaged,
+        hf_processor_not_an_object,
+        hf_processor_std_zero,
+    )
+}
 
 # {bad}: the hostile file; {out}: where the command would write; {tiny}: a tiny training run.
 COMMANDS = {
@@ -269,6 +334,17 @@ def test_command_refuses_hostile_checkpoint(kind, command, ws, tmp_path):
     rc, stdout, stderr = run_cli(argv_for(command, bad, ws, out))
     assert_refused(rc, stdout, stderr, command.split("-")[0], bad)
     assert not (tmp_path / MARKER).exists(), "the payload ran"
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("kind", list(HF_MAKERS))
+def test_command_refuses_a_damaged_hf_folder(kind, command, ws, tmp_path):
+    bad = tmp_path / kind
+    HF_MAKERS[kind](bad, ws["good"])
+    out = tmp_path / "out"
+    rc, stdout, stderr = run_cli(argv_for(command, bad, ws, out))
+    assert_refused(rc, stdout, stderr, command.split("-")[0], bad)
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
 
 

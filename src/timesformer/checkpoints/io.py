@@ -117,6 +117,8 @@ def read_hf_folder(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise _fail(config_file, f"not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise _fail(config_file, "expected a JSON object (a transformers model config)")
     for name in HF_WEIGHT_FILES:
         if (path / name).is_file():
             obj, _ = read_tensor_file(path / name)
@@ -134,6 +136,20 @@ def read_hf_folder(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
                 state.update(_tensor_dict(obj, path / shard))
             return state, config
     raise _fail(path, f"no weights found (expected one of {', '.join(HF_WEIGHT_FILES)})")
+
+
+def read_hf_processor(path: Path) -> dict[str, Any] | None:
+    """A Hugging Face folder's ``preprocessor_config.json`` as a dict, or None without one."""
+    processor_file = path / "preprocessor_config.json"
+    if not processor_file.is_file():
+        return None
+    try:
+        processor = json.loads(processor_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _fail(processor_file, f"not valid JSON: {err}") from None
+    if not isinstance(processor, dict):
+        raise _fail(processor_file, "expected a JSON object")
+    return processor
 
 
 def _tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ those rules is an error, and the model is left untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -28,8 +29,8 @@ import yaml
 from torch import Tensor, nn
 
 from timesformer.checkpoints import keys as K
-from timesformer.checkpoints.hf import config_from_hf
-from timesformer.checkpoints.io import read_hf_folder, read_tensor_file
+from timesformer.checkpoints.hf import config_from_hf, preprocess_from_hf
+from timesformer.checkpoints.io import read_hf_folder, read_hf_processor, read_tensor_file
 from timesformer.checkpoints.save import FORMAT_NAME, unwrap
 from timesformer.config import ModelConfig
 from timesformer.errors import CheckpointError, ConfigError
@@ -95,7 +96,9 @@ def read_checkpoint(path: str | Path) -> Source:
     if path.is_dir():
         state, hf_cfg = read_hf_folder(path)
         cfg, names = config_from_hf(hf_cfg, path)
-        return Source("hf", K.from_hf(state), cfg, names)
+        preprocess = preprocess_from_hf(hf_cfg, read_hf_processor(path), path)
+        _check_clip_settings(preprocess, path)
+        return Source("hf", K.from_hf(state), cfg, names, preprocess)
     obj, meta = read_tensor_file(path)
 
     if meta.get("format") == FORMAT_NAME:
@@ -107,6 +110,7 @@ def read_checkpoint(path: str | Path) -> Source:
             raise CheckpointError(f"{path}: damaged timesformer metadata ({err})") from None
         if preprocess is not None and not isinstance(preprocess, dict):
             raise CheckpointError(f"{path}: damaged timesformer metadata (preprocess)")
+        _check_clip_settings(preprocess, path)
         # Training checkpoints carry optimizer and RNG tensors under "optim/" and "rng/".
         weights = {k: v for k, v in obj.items() if "/" not in k}
         return Source(FORMAT_NAME, weights, cfg, names, preprocess)
@@ -138,6 +142,25 @@ def read_checkpoint(path: str | Path) -> Source:
     if not has_time:
         return Source("vit", state)
     return Source("reference", state, {"attention": K.infer_attention(keys)})
+
+
+def _check_clip_settings(preprocess: dict[str, Any] | None, path: Path) -> None:
+    """Stored clip settings must make a ``ClipConfig``: checked on reading, so that damaged
+    metadata fails here, naming the file, and not later inside a predictor."""
+    if preprocess is None:
+        return
+    from timesformer.data.datasets import ClipConfig
+
+    known = {f.name for f in dataclasses.fields(ClipConfig)}
+    values = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in preprocess.items() if k in known
+    }
+    # Unused at test time, and absent from settings read from transformers' processor file.
+    values.setdefault("train_scale", (values.get("crop_size", 224),) * 2)
+    try:
+        ClipConfig(**values)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: damaged clip settings: {err}") from None
 
 
 def _tensors(obj: Any, path: Path) -> dict[str, Tensor]:

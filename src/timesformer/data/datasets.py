@@ -16,6 +16,8 @@ which every file is bad stops with ``DatasetError``.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -64,7 +66,29 @@ class ClipConfig:
     std: tuple[float, float, float] = transforms.STD
 
     def __post_init__(self) -> None:
-        # ConfigError is a ValueError that the command line reports as one line.
+        # ConfigError is a ValueError that the command line reports as one line. The types are
+        # checked too: settings also come from checkpoint metadata, which may be damaged.
+        for key in ("num_frames", "sampling_rate", "crop_size", "num_clips", "num_crops"):
+            if not _integral(getattr(self, key)):
+                raise ConfigError(
+                    f"clip setting {key} must be an integer, got {getattr(self, key)!r}"
+                )
+        if self.test_scale is not None and not _integral(self.test_scale):
+            raise ConfigError(
+                f"clip setting test_scale must be an integer, got {self.test_scale!r}"
+            )
+        if not _sequence_of(self.train_scale, 2) or not all(_integral(v) for v in self.train_scale):
+            raise ConfigError(
+                f"clip setting train_scale must be 2 integers, got {self.train_scale!r}"
+            )
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if not _sequence_of(value, 3) or not all(_finite_real(v) for v in value):
+                raise ConfigError(f"clip setting {key} must be 3 numbers, got {value!r}")
+        if not all(v > 0 for v in self.std):
+            raise ConfigError(f"clip setting std must be positive, got {self.std!r}")
+        if not _finite_real(self.target_fps):
+            raise ConfigError(f"clip setting target_fps must be a number, got {self.target_fps!r}")
         for key in ("num_frames", "sampling_rate", "num_clips"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"clip setting {key} must be >= 1, got {getattr(self, key)}")
@@ -81,6 +105,18 @@ class ClipConfig:
             raise ConfigError(f"train_scale {self.train_scale} must satisfy crop <= min <= max")
         if self.test_scale is not None and self.test_scale < self.crop_size:
             raise ConfigError(f"test_scale {self.test_scale} is below the crop size")
+
+
+def _integral(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _sequence_of(value: object, length: int) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == length
+
+
+def _finite_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_class_names(source: PathLike | Sequence[str]) -> list[str]:
