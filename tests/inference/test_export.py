@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import warnings
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from timesformer.inference.export import (
     ExportError,
     ExportReport,
     export_hf_folder,
+    export_metadata,
     export_onnx,
     export_torchscript,
 )
@@ -138,6 +141,36 @@ def test_torchscript_matches_model(tmp_path, attention):
     # Equal to rounding: the trace may record the inference graph, whose extra-step linears
     # are folded into one (schemes/base.py), where the model with gradients runs two.
     assert torch.allclose(logits(loaded, x), logits(model, x), atol=1e-5)
+
+
+def test_exports_carry_the_class_names_and_clip_settings(tmp_path):
+    """How to prepare a clip travels with the file: ONNX metadata_props (read with onnxruntime)
+    and TorchScript extra files."""
+    ort = pytest.importorskip("onnxruntime")
+    model = randomize(tiny("divided"), seed=4)
+    model.class_names = list("abcde")
+    model.preprocess = {"num_frames": 4, "sampling_rate": 3, "crop_size": 16, "test_scale": 20,
+                        "num_clips": 2, "mean": [0.3, 0.5, 0.7], "std": [0.2, 0.25, 0.3]}  # fmt: skip
+    report = export_onnx(model, tmp_path / "m.onnx", check=False)
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["timesformer.class_names"]) == list("abcde")
+    clip_settings = json.loads(meta["timesformer.clip"])
+    assert {k: clip_settings[k] for k in model.preprocess} == model.preprocess
+    assert clip_settings["num_crops"] == 3 and "train_scale" not in clip_settings
+
+    # Without stored settings or names: the reference protocol at the model's size, no names.
+    plain = tiny("divided")
+    ts = export_torchscript(plain, tmp_path / "m.pt", check=False)
+    extra = {"clip.json": "", "class_names.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.load(str(ts.path), _extra_files=extra)
+    assert not extra["class_names.json"]  # not written
+    clip_settings = json.loads(extra["clip.json"])
+    assert clip_settings == json.loads(export_metadata(plain)["clip"])
+    assert (clip_settings["num_frames"], clip_settings["crop_size"]) == (4, 16)
+    assert clip_settings["mean"] == [0.45, 0.45, 0.45] and clip_settings["test_scale"] is None
 
 
 # ---------------------------------------------------------------------- Hugging Face

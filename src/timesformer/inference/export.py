@@ -6,6 +6,11 @@ are the model's configured frame count and size.  Each export is run again after
 onnxruntime, ``torch.jit.load`` or ``transformers``) on random clips at two batch sizes, and the
 largest absolute difference from the PyTorch model's logits is reported.
 
+How to prepare a clip travels with each file, since the graph cannot say it: ``export_metadata``
+(the class names and the test-time clip settings: frames, sampling rate, crop, short side,
+views, mean and std) is written as ONNX ``metadata_props`` and as TorchScript extra files, and
+the Hugging Face folder carries it in its own files (``timesformer.checkpoints.hf``).
+
 ONNX uses torch's ``torch.export``-based exporter (``dynamo=True``, which needs the ``onnx`` and
 ``onnxscript`` packages): the older TorchScript-based one is deprecated in torch 2.9+.  Both the
 fused ``scaled_dot_product_attention`` and the plain softmax path export, for all five schemes.
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import time
 import warnings
@@ -146,6 +153,25 @@ def _batches(batch_size: int) -> tuple[int, tuple[int, ...]]:
         raise ExportError(f"--batch-size must be at least 1, got {batch_size}")
     trace = max(2, batch_size)
     return trace, tuple(sorted({1, batch_size, trace + 1}))
+
+
+# The clip settings that matter at test time (training's scale jitter and flip do not).
+_TEST_FIELDS = ("num_frames", "sampling_rate", "target_fps", "sampling", "crop_size",
+                "test_scale", "num_clips", "num_crops", "spread", "mean", "std")  # fmt: skip
+
+
+def export_metadata(model: nn.Module) -> dict[str, str]:
+    """What an exported file carries besides the graph, as JSON strings: ``clip``, the test-time
+    clip settings (``default_clip_config``: the ones stored with a trained model, else the
+    reference protocol at the model's size), and ``class_names`` when the model has them."""
+    from timesformer.inference.predictor import default_clip_config
+
+    clip = dataclasses.asdict(default_clip_config(model))
+    meta = {"clip": json.dumps({k: clip[k] for k in _TEST_FIELDS})}
+    names = getattr(model, "class_names", None)
+    if names:
+        meta["class_names"] = json.dumps(list(names))
+    return meta
 
 
 def _compare(
@@ -282,8 +308,11 @@ def export_onnx(
         # One self-contained file: weights inside the protobuf, not in a side ".data" file that
         # would be named after the temporary file.
         program.save(str(tmp), external_data=False)
-        bar.update()
         proto = onnx.load(str(tmp), load_external_data=False)
+        for key, value in export_metadata(model).items():
+            proto.metadata_props.add(key=f"timesformer.{key}", value=value)
+        onnx.save(proto, str(tmp))
+        bar.update()
         report.opset = next(
             (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None
         )
@@ -353,7 +382,8 @@ def export_torchscript(
         # trace, not script: the scheme registry and classmethod hooks are plain Python.
         # check_trace is off because the comparison below is stricter (other batch sizes too).
         traced = torch.jit.trace(model, (_clip(model, trace_batch, seed=0),), check_trace=False)
-        torch.jit.save(traced, str(tmp))
+        extra = {f"{key}.json": value for key, value in export_metadata(model).items()}
+        torch.jit.save(traced, str(tmp), _extra_files=extra)
         bar.update()
         if check:
             loaded = torch.jit.load(str(tmp), map_location="cpu")
