@@ -168,14 +168,6 @@ def processor_config(model: nn.Module) -> dict[str, Any]:
     }
 
 
-def _three_numbers(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-
-
 def preprocess_from_hf(
     hf: dict[str, Any], processor: dict[str, Any] | None, source: Path
 ) -> dict[str, Any] | None:
@@ -191,19 +183,14 @@ def preprocess_from_hf(
         return dict(ours)
     if not isinstance(processor, dict):
         return None
-    where = f"{source / PREPROCESSOR_FILE}"
+    # Values are taken as they are: the caller checks them as clip settings (ClipConfig).
     out: dict[str, Any] = {}
     for ours_key, hf_key in (("mean", "image_mean"), ("std", "image_std")):
         value = processor.get(hf_key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value] * 3  # transformers accepts one number for every channel
-        if value is None:
-            continue
-        if not _three_numbers(value):
-            raise CheckpointError(f"{where}: {hf_key} must be 3 numbers, got {value!r}")
-        out[ours_key] = [float(v) for v in value]
-    if any(v <= 0 for v in out.get("std", [1.0])):
-        raise CheckpointError(f"{where}: image_std must be positive, got {out['std']}")
+        if value is not None:
+            out[ours_key] = value
     crop = processor.get("crop_size")
     if isinstance(crop, dict):  # {"height": h, "width": w}; only square crops map to ours
         crop = crop.get("height") if crop.get("height") == crop.get("width") else None
