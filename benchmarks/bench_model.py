@@ -602,6 +602,12 @@ def main() -> int:
         help="variants: attention settings of compiled ours (default,sdpa,...)",
     )
     parser.add_argument(
+        "--compile-mode",
+        default=None,
+        help="variants: torch.compile mode of the compiled training step "
+        "(e.g. max-autotune-no-cudagraphs; default: torch's default)",
+    )
+    parser.add_argument(
         "--ours", default="default", help="variants: attention settings of ours (sdpa,plain96)"
     )
     parser.add_argument(
@@ -642,6 +648,7 @@ def main() -> int:
             args.peak_tflops,
             _items(args.compiled_ours) if args.compile else None,
             _items(args.ours),
+            args.compile_mode,
         )
         name = f"variants_{tag}.md"
     else:
