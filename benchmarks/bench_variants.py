@@ -12,8 +12,8 @@ at least 45% of the peak in a training step. Run through ``bench_model.py --suit
 each setting of ``--compiled-ours`` (the library's by default), with ``--compile-mode`` for the
 training step (e.g. ``max-autotune-no-cudagraphs``, which lets inductor fuse bias and GELU into
 its own matrix-product templates; inference keeps the freezing options);
-``--ours sdpa,plain96,flash`` times ours under several choices of the attention layer's CUDA kernels (see ``_settings``)
-against the same peer.
+``--ours sdpa,plain96,flash`` times ours under several choices of the attention layer's CUDA
+kernels (see ``_settings``) against the same peer.
 Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
 its memory columns are only the rise of the resident set.
 """

@@ -1,9 +1,9 @@
 """Hostile and broken checkpoints given to every command that reads one (issue 7).
 
-Each file below is handed to eval, predict, extract, explain, export and train (``model.init``,
-and as the newest training checkpoint of a run to resume): the command refuses it with one line
-``timesformer CMD: error: ...`` naming the file and exit status 2, the pickle payloads that would
-create a marker file never run, and no output is written. Files that declare huge sizes (a
+Each file below is handed to eval, predict, extract, explain, export, info and train
+(``model.init``, and as the newest training checkpoint of a run to resume): the command refuses
+it with one line ``timesformer CMD: error: ...`` naming the file and exit status 2, the pickle
+payloads that would create a marker file never run, and no output is written. Files that declare huge sizes (a
 safetensors header length of 2**62, a tensor of 2**40 elements, a model config of width 2**20)
 are refused without allocating their declared size.
 """
@@ -258,6 +258,7 @@ COMMANDS = {
     "explain": "explain {video} --checkpoint {bad} --out {out}",
     "export": "export {bad} --format torchscript --out {out}/model.pt",
     "train-init": "train --config synthetic {tiny} model.init={bad}",
+    "info": "info {bad}",
 }
 
 

@@ -55,6 +55,17 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return tensors, meta
 
 
+def read_safetensors_metadata(path: Path) -> dict[str, str] | None:
+    """The string metadata of a safetensors file (its header only), or None for another kind."""
+    try:
+        if not is_safetensors(path):
+            return None
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _fail(path, f"not a valid safetensors file (truncated or corrupt): {err}") from None
+
+
 def read_pickled(path: Path) -> Any:
     """A ``torch.save``/pickle file loaded with ``weights_only=True`` (no code is run)."""
     try:
