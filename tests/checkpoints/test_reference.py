@@ -135,3 +135,32 @@ def test_a_built_model_comes_in_eval_mode_and_a_given_one_keeps_its_mode(tmp_pat
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     timesformer.save_checkpoint(tiny(), tmp_path / "m.safetensors")
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_reference_layout_written_here_loads_back_as_the_same_model(tmp_path):
+    """The reference layout has no place for the head count, class names or clip settings; the
+    file this project writes keeps them in its own cfg section, which the authors' code never
+    reads, so no num_heads= is needed to load it back."""
+    model = randomize(tiny("divided", num_heads=2), seed=4)
+    model.class_names = list("abcde")
+    model.preprocess = {"num_frames": 4, "sampling_rate": 3, "crop_size": 16}
+    timesformer.save_checkpoint(model, tmp_path / "m.pyth", format="reference")
+    blob = torch.load(tmp_path / "m.pyth", weights_only=True)
+    assert yaml.safe_load(blob["cfg"])["TIMESFORMER"]["ATTENTION_TYPE"] == "divided_space_time"
+    back = timesformer.load_checkpoint(tmp_path / "m.pyth")
+    assert back.load_report.source == "reference"
+    assert back.config == model.config and back.config.num_heads == 2
+    assert back.class_names == list("abcde") and back.preprocess == model.preprocess
+    x = clip()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model.eval()(x))
+
+
+def test_a_reference_cfg_of_unexpected_shape_is_ignored(tmp_path):
+    """The cfg string only helps: a section that is not a mapping is passed over and the
+    attention is read from the keys (it once raised AttributeError)."""
+    src = randomize(tiny("joint", num_heads=2))
+    state = {f"model.{k}": v for k, v in src.state_dict().items()}
+    torch.save({"model_state": state, "cfg": "TIMESFORMER: [1, 2]"}, tmp_path / "odd.pyth")
+    model = timesformer.load_checkpoint(tmp_path / "odd.pyth", num_heads=2)
+    assert model.config.attention == "joint"

@@ -85,6 +85,16 @@ def pyth_custom_class(path: Path, good: Path) -> None:
     path.write_bytes(pickle.dumps({"model_state": {"w": Exploit(print, "hi")}}, protocol=2))
 
 
+def _reference_layout(path: Path, good: Path, cfg: str) -> None:
+    state = {f"model.{k}": v for k, v in load_file(good).items()}
+    torch.save({"model_state": state, "cfg": cfg}, path)
+
+
+def pyth_cfg_ours_damaged(path: Path, good: Path) -> None:
+    # This project's own section of a reference-layout file, with a config that is not a mapping.
+    _reference_layout(path, good, "timesformer: {config: wide, class_names: [a, b]}")
+
+
 def truncated_half(path: Path, good: Path) -> None:
     data = good.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -175,6 +185,7 @@ MAKERS: dict[str, Callable[[Path, Path], None]] = {
         pickle_eval_only,
         pyth_numpy_global,
         pyth_custom_class,
+        pyth_cfg_ours_damaged,
         truncated_half,
         truncated_header,
         huge_header_length,

@@ -117,9 +117,10 @@ def read_checkpoint(path: str | Path) -> Source:
 
     if isinstance(obj, dict) and isinstance(obj.get("model_state"), dict):
         state = K.strip_prefix(_tensors(obj["model_state"], path), K.REFERENCE_PREFIX)
-        cfg = _reference_cfg(obj.get("cfg"))
+        cfg, names, preprocess = _reference_cfg(obj.get("cfg"), path)
         cfg.setdefault("attention", K.infer_attention(set(state)))
-        return Source("reference", state, cfg)
+        _check_clip_settings(preprocess, path)
+        return Source("reference", state, cfg, names, preprocess)
 
     # Generic wrappers used by timm, DeiT and training scripts.
     if isinstance(obj, dict):
@@ -172,21 +173,45 @@ def _tensors(obj: Any, path: Path) -> dict[str, Tensor]:
     return state
 
 
-def _reference_cfg(text: Any) -> dict[str, Any]:
-    """Model fields from the reference's YAML config string, where it has them."""
+def _reference_cfg(
+    text: Any, path: Path
+) -> tuple[dict[str, Any], list[str] | None, dict[str, Any] | None]:
+    """(model fields, class names, clip settings) from a reference file's YAML config string.
+
+    The authors' files give the attention type at most. A file this project wrote also has its
+    own section (``save.REFERENCE_SECTION``: the whole model config, class names and clip
+    settings), which the authors' code never reads, so that it loads back as the same model."""
+    from timesformer.checkpoints.save import REFERENCE_SECTION
+
     if not isinstance(text, str):
-        return {}
+        return {}, None, None
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError:
-        return {}
+        return {}, None, None
     if not isinstance(cfg, dict):
-        return {}
+        return {}, None, None
     out: dict[str, Any] = {}
-    attention = (cfg.get("TIMESFORMER") or {}).get("ATTENTION_TYPE")
+    section = cfg.get("TIMESFORMER")
+    attention = section.get("ATTENTION_TYPE") if isinstance(section, dict) else None
     if attention in _REFERENCE_ATTENTION:
         out["attention"] = _REFERENCE_ATTENTION[attention]
-    return out
+    ours = cfg.get(REFERENCE_SECTION)
+    if ours is None:
+        return out, None, None
+    config = ours.get("config") if isinstance(ours, dict) else None
+    names = ours.get("class_names") if isinstance(ours, dict) else None
+    preprocess = ours.get("preprocess") if isinstance(ours, dict) else None
+    if (
+        not isinstance(config, dict)
+        or not (
+            names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        )
+        or not (preprocess is None or isinstance(preprocess, dict))
+    ):
+        raise CheckpointError(f"{path}: damaged {REFERENCE_SECTION} section in its cfg")
+    out.update(config)
+    return out, names, preprocess
 
 
 # ---------------------------------------------------------------------- adapting

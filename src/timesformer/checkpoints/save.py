@@ -14,6 +14,8 @@ from timesformer.checkpoints.keys import REFERENCE_PREFIX
 from timesformer.errors import CheckpointError
 
 FORMAT_NAME = "timesformer"
+# This project's section in the YAML config of a reference-layout file it writes.
+REFERENCE_SECTION = "timesformer"
 FORMAT_VERSION = "1"
 _REFERENCE_ATTENTION = {
     "divided": "divided_space_time",
@@ -89,6 +91,13 @@ def save_checkpoint(
                 "NUM_CLASSES": cfg.num_classes,
                 "ARCH": "vit",
                 "MODEL_NAME": "vit_base_patch16_224",
+            },
+            # What the reference layout cannot say (head count, norm epsilon, class names, clip
+            # settings): the authors' code reads only model_state, and loading here restores it.
+            REFERENCE_SECTION: {
+                "config": cfg.to_dict(),
+                "class_names": list(names) if names is not None else None,
+                "preprocess": getattr(model, "preprocess", None),
             },
         }
         blob = {
