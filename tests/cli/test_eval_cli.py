@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -99,3 +100,28 @@ def test_a_loose_checkpoint_without_data_root_is_one_line(loose_checkpoint, caps
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert str(loose_checkpoint) in err and "data.root=" in err and "--config" in err
     assert not list(loose_checkpoint.parent.glob("eval_*.json"))  # nothing written
+
+
+def test_the_checkpoint_classes_fix_the_labels(data_root, tmp_path, capsys):
+    """A val split without one of the model's classes is scored with the model's label order
+    (its own folders counted would give 3 classes and shifted labels)."""
+    names = (data_root / "classes.txt").read_text().split()
+    root = tmp_path / "data"
+    shutil.copytree(data_root / "val", root / "val")  # no classes.txt: folders only
+    shutil.rmtree(root / "val" / names[0])
+    model = randomize(tiny("divided", num_classes=4), seed=5)
+    model.class_names = names
+    model.preprocess = dataclasses.asdict(CLIP)
+    ckpt = timesformer.save_checkpoint(model, tmp_path / "loose" / "named.safetensors")
+    out = tmp_path / "named.json"
+    code, err = evaluate(ckpt, [f"data.root={root}"], capsys, out)
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert result["num_videos"] == 6 and set(result["per_class"]) == set(names[1:])
+    assert all(p["label"] == Path(p["path"]).parent.name for p in result["predictions"])
+
+    # A folder that is not one of the checkpoint's classes: one line that says whose list.
+    (root / "val" / "other").mkdir()
+    code, err = evaluate(ckpt, [f"data.root={root}"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "other' is not a class of the class list" in err and "checkpoint's classes" in err

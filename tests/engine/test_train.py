@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from helpers import tiny_overrides
 from timesformer.checkpoints import load_checkpoint
+from timesformer.data import DatasetError
 from timesformer.engine import Trainer, TrainingDiverged, final_evaluation, load_config
 from timesformer.engine.state import epoch_checkpoints
 from timesformer.errors import ConfigError
@@ -234,3 +235,38 @@ def test_resume_finishes_the_prune_a_stop_left_undone(synth_root, tmp_path):
     resumed = Trainer(load_config(overrides=tiny_overrides(synth_root, out)))
     assert resumed.resumed_from == ckpts / "epoch_001.safetensors"
     assert [e for e, _ in epoch_checkpoints(ckpts)] == [0, 1, 2]
+
+
+@pytest.fixture
+def folders_without_class_list(synth_root, tmp_path) -> Path:
+    """The synthetic set as plain class folders (no classes.txt, so the order is the folders'),
+    with one class missing from val/."""
+    import shutil
+
+    root = tmp_path / "folders"
+    shutil.copytree(synth_root / "train", root / "train")
+    shutil.copytree(synth_root / "val", root / "val")
+    classes = sorted(p.name for p in (root / "train").iterdir())
+    shutil.rmtree(root / "val" / classes[1])
+    return root
+
+
+def test_a_val_split_without_a_class_keeps_the_training_labels(
+    folders_without_class_list, tmp_path
+):
+    """Val labels are the training split's indices (they were counted from val's own folders,
+    so every class after the missing one was scored against the wrong logit)."""
+    root = folders_without_class_list
+    trainer = Trainer(load_config(overrides=tiny_overrides(root, tmp_path / "run")))
+    names = trainer.train_set.class_names
+    assert trainer.val_set.class_names == names and len(names) == 4
+    val = trainer.val_set
+    assert all(
+        names[label] == path.parent.name for path, label in zip(val.paths, val.labels, strict=True)
+    )
+    assert names[1] not in {path.parent.name for path in val.paths} and len(set(val.labels)) == 3
+
+    # A val folder that is not a training class is named, not given a label of its own.
+    (root / "val" / "extra").mkdir()
+    with pytest.raises(DatasetError, match=r"val/extra' is not a class of the class list \("):
+        Trainer(load_config(overrides=tiny_overrides(root, tmp_path / "run2")))

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
     from timesformer.checkpoints.io import write_text
     from timesformer.cli.common import check_output_file
+    from timesformer.data import DatasetError
     from timesformer.engine.builders import build_dataset
     from timesformer.engine.config import load_config, validate
     from timesformer.engine.distributed import init_distributed, shutdown
@@ -100,8 +101,17 @@ def run(args: argparse.Namespace) -> int:
         validate(cfg)
     info = init_distributed(cfg.run.device)
     try:
-        dataset = build_dataset(cfg, "val", "test")
         model = (model if model is not None else load_checkpoint(ckpt)).to(info.device)
+        # The checkpoint's class names, where it has them, fix the labels' order.
+        names = getattr(model, "class_names", None)
+        try:
+            dataset = build_dataset(cfg, "val", "test", names)
+        except DatasetError as err:
+            if names is None or cfg.data.classes is not None:
+                raise
+            raise DatasetError(
+                f"{err} (the checkpoint's classes; give data.classes=FILE for another list)"
+            ) from None
         if model.config.num_classes != dataset.num_classes:
             raise ConfigError(
                 f"{ckpt}: the model has {model.config.num_classes} classes, the data "

@@ -255,7 +255,8 @@ class VideoClipDataset(Dataset):
         lookup = {name: i for i, name in enumerate(names)}
         stray = [f for f in folders if f not in lookup]
         if stray:
-            raise DatasetError(f"'{root / stray[0]}' is not a class of the class list")
+            known = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise DatasetError(f"'{root / stray[0]}' is not a class of the class list ({known})")
         suffixes = {e.lower() for e in extensions}
         videos = [
             (path, lookup[folder])

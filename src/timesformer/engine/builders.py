@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,24 @@ def clip_config(cfg: TrainConfig) -> ClipConfig:
     )
 
 
-def build_dataset(cfg: TrainConfig, split: str, mode: str) -> VideoClipDataset:
-    """``split`` is "train" or "val"; ``mode`` is "train", "val" or "test"."""
+def build_dataset(
+    cfg: TrainConfig, split: str, mode: str, class_names: Sequence[str] | None = None
+) -> VideoClipDataset:
+    """``split`` is "train" or "val"; ``mode`` is "train", "val" or "test".
+
+    ``class_names`` (the training split's, or a checkpoint's) fixes the label order when the
+    config names no class list (``data.classes``): a val split then gives each class the index
+    the model was trained with even when it lacks a class folder or label, instead of counting
+    its own. (The SSv2 format's label map fixes the order itself.)"""
     d = cfg.data
     root = Path(d.root)
     source = d.train if split == "train" else d.val
     kwargs: dict[str, Any] = {"mode": mode, "config": clip_config(cfg)}
+    classes = d.classes if d.classes is not None else class_names
     if d.format == "folder":
-        dataset = VideoClipDataset.from_folder(root / source, classes=d.classes, **kwargs)
+        dataset = VideoClipDataset.from_folder(root / source, classes=classes, **kwargs)
     elif d.format == "csv":
-        dataset = VideoClipDataset.from_csv(root / source, root, classes=d.classes, **kwargs)
+        dataset = VideoClipDataset.from_csv(root / source, root, classes=classes, **kwargs)
     else:
         dataset = VideoClipDataset.from_ssv2(
             root / source, root, root / (d.classes or ""), **kwargs

@@ -90,8 +90,10 @@ class Trainer:
         seed_everything(cfg.run.seed)
 
         self.train_set = build_dataset(cfg, "train", "train")
-        self.val_set = build_dataset(cfg, "val", "val")
         self.class_names = self.train_set.class_names
+        # The training split's classes, in its order: a val split without some class keeps the
+        # same label indices.
+        self.val_set = build_dataset(cfg, "val", "val", self.class_names)
         self.loader = train_loader(cfg, self.train_set, self.info.rank, self.info.world_size)
         self.accum = _accumulation(cfg, self.info.world_size)
         micro = len(self.loader)
@@ -352,7 +354,7 @@ def final_evaluation(trainer: Trainer) -> EvalResult:
     import json
 
     cfg = trainer.cfg
-    test_set = build_dataset(cfg, "val", "test")
+    test_set = build_dataset(cfg, "val", "test", trainer.class_names)
     result = evaluate(
         trainer.model,
         test_set,
