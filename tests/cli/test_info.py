@@ -173,3 +173,23 @@ def test_a_missing_checkpoint_is_named(capsys, tmp_path):
     assert main(["info", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(missing) in err and "no such file" in err
+
+
+def test_damaged_training_state_and_bad_sizes_are_one_line(capsys, trained, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    _, plain, train = trained
+    with safe_open(str(train), "pt") as f:
+        meta = dict(f.metadata())
+    meta["train_state"] = json.dumps({"epoch": "three", "step": 12, "best_metric": None,
+                                      "best_epoch": None})  # fmt: skip
+    bad = tmp_path / "bad_state.safetensors"
+    save_file(load_file(train), bad, metadata=meta)
+    for argv, message in (
+        ([str(bad)], "damaged training state"),
+        ([str(plain), "--num-frames", "0"], "num_frames must be a positive integer"),
+    ):
+        assert main(["info", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err and argv[0] in err

@@ -97,7 +97,8 @@ def describe_checkpoint(
     from timesformer.checkpoints import load_checkpoint
     from timesformer.inference.predictor import default_clip_config
 
-    overrides = {k: v for k, v in (("num_frames", num_frames), ("img_size", img_size)) if v}
+    sizes = (("num_frames", num_frames), ("img_size", img_size))
+    overrides = {k: v for k, v in sizes if v is not None}
     model = load_checkpoint(path, **overrides)
     cfg = model.config
     stored = getattr(model, "preprocess", None) or {}
@@ -143,9 +144,16 @@ def _train_state(path: Path) -> dict[str, Any] | None:
         return None
     try:
         state = json.loads(meta["train_state"])
-        return {k: state[k] for k in ("epoch", "step", "best_metric", "best_epoch")}
+        out = {k: state[k] for k in ("epoch", "step", "best_metric", "best_epoch")}
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: damaged training state ({err})") from None
+    counts = (out["epoch"], out["step"]) + ((out["best_epoch"],) if out["best_epoch"] else ())
+    best = out["best_metric"]
+    if not all(isinstance(v, int) for v in counts) or not (
+        best is None or isinstance(best, (int, float))
+    ):
+        raise CheckpointError(f"{path}: damaged training state (counters of the wrong type)")
+    return out
 
 
 def _print_checkpoint(d: dict[str, Any]) -> None:
@@ -198,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         given = [
             o
             for o, v in (("--attention", args.attention), ("--num-classes", args.num_classes))
-            if v
+            if v is not None
         ]
         if given:
             raise ConfigError(
