@@ -147,7 +147,7 @@ class Trainer:
             try:
                 self.state = S.load_train_state(path, self.model, self.optimizer, self.scaler)
             except TimesformerError as err:
-                log.warning("skipping checkpoint %s: %s", path, err)
+                log.warning("skipping checkpoint %s", err)  # the error names the file
                 newest_error = newest_error or err
                 continue
             self.resumed_from = path
