@@ -124,12 +124,7 @@ def read_hf_folder(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     config_file = path / "config.json"
     if not config_file.is_file():
         raise _fail(path, "a folder checkpoint needs a config.json (Hugging Face layout)")
-    try:
-        config = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise _fail(config_file, f"not valid JSON: {err}") from None
-    if not isinstance(config, dict):
-        raise _fail(config_file, "expected a JSON object (a transformers model config)")
+    config = _json_object(config_file, "a transformers model config")
     for name in HF_WEIGHT_FILES:
         if (path / name).is_file():
             obj, _ = read_tensor_file(path / name)
@@ -154,13 +149,20 @@ def read_hf_processor(path: Path) -> dict[str, Any] | None:
     processor_file = path / "preprocessor_config.json"
     if not processor_file.is_file():
         return None
+    return _json_object(processor_file, "a transformers processor config")
+
+
+def _json_object(file: Path, what: str) -> dict[str, Any]:
+    """A JSON file that must hold one object (``what`` says which, for the error)."""
     try:
-        processor = json.loads(processor_file.read_text())
+        data = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise _fail(processor_file, f"not valid JSON: {err}") from None
-    if not isinstance(processor, dict):
-        raise _fail(processor_file, "expected a JSON object")
-    return processor
+        raise _fail(file, f"not valid JSON: {err}") from None
+    except OSError as err:
+        raise _fail(file, f"cannot be read ({err.strerror or err})") from None
+    if not isinstance(data, dict):
+        raise _fail(file, f"expected a JSON object ({what})")
+    return data
 
 
 def _tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
