@@ -270,3 +270,25 @@ def test_a_val_split_without_a_class_keeps_the_training_labels(
     (root / "val" / "extra").mkdir()
     with pytest.raises(DatasetError, match=r"val/extra' is not a class of the class list \("):
         Trainer(load_config(overrides=tiny_overrides(root, tmp_path / "run2")))
+
+
+def test_init_from_a_checkpoint_in_another_class_order_reorders_the_head(synth_root, tmp_path):
+    """Labels are indices: a kept head whose checkpoint listed the same classes in another order
+    is put in the data's order, so each class starts with its own logit."""
+    from helpers import randomize, tiny
+    from timesformer.checkpoints import save_checkpoint
+
+    names = (synth_root / "classes.txt").read_text().split()
+    src = randomize(tiny("divided", num_classes=4), seed=3)
+    src.class_names = names[::-1]
+    ckpt = save_checkpoint(src, tmp_path / "reversed.safetensors")
+    overrides = tiny_overrides(synth_root, tmp_path / "run", **{"model.init": str(ckpt)})
+    trainer = Trainer(load_config(overrides=overrides))
+    assert trainer.class_names == names
+    head = trainer.model.head
+    torch.testing.assert_close(head.weight, src.head.weight.flip(0))
+    torch.testing.assert_close(head.bias, src.head.bias.flip(0))
+    # The rest of the model is the checkpoint's, unchanged.
+    torch.testing.assert_close(
+        trainer.model.blocks[0].attn.qkv.weight, src.blocks[0].attn.qkv.weight
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from timesformer.data import ClipConfig, VideoClipDataset, collate_clips, worker
 from timesformer.engine.config import TrainConfig
 from timesformer.model import TimeSformer
 from timesformer.variants import create_model
+
+log = logging.getLogger(__name__)
 
 
 def clip_config(cfg: TrainConfig) -> ClipConfig:
@@ -96,9 +99,15 @@ def train_loader(cfg: TrainConfig, dataset: VideoClipDataset, rank: int, world: 
     )
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> TimeSformer:
+def build_model(
+    cfg: TrainConfig, num_classes: int, class_names: Sequence[str] | None = None
+) -> TimeSformer:
     """A fresh model, or one initialised from ``model.init`` (any checkpoint load_checkpoint
-    reads, at any frame count or resolution: embeddings are resized, the head replaced)."""
+    reads, at any frame count or resolution: embeddings are resized, the head replaced).
+
+    When the checkpoint names the same classes as ``class_names`` (the data's) in another
+    order, the head's rows are put in the data's order: labels are indices, so a kept head
+    would otherwise start with every class's logit on another class."""
     m = cfg.model
     arch = {
         k: getattr(m, k)
@@ -116,5 +125,18 @@ def build_model(cfg: TrainConfig, num_classes: int) -> TimeSformer:
     }
     # The same fields build a fresh model or override those of the checkpoint it starts from.
     model = load_checkpoint(m.init, **fields) if m.init else create_model(m.name, **fields)
+    loaded = getattr(model, "class_names", None) if m.init else None
+    if class_names and loaded and list(loaded) != list(class_names):
+        if sorted(loaded) == sorted(class_names):
+            order = [list(loaded).index(name) for name in class_names]
+            with torch.no_grad():
+                model.head.weight.copy_(model.head.weight[order])
+                model.head.bias.copy_(model.head.bias[order])
+            log.info("model.init: the head's rows reordered to the data's class order")
+        else:
+            log.warning(
+                "model.init: %s names other classes than the data; its head is kept as a start",
+                m.init,
+            )
     model.set_grad_checkpointing(m.grad_checkpointing)
     return model

@@ -106,7 +106,8 @@ class Trainer:
         if cfg.run.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.run.max_steps_per_epoch)
 
-        self.model = build_model(cfg, self.train_set.num_classes).to(self.device)
+        self.model = build_model(cfg, self.train_set.num_classes, self.class_names)
+        self.model = self.model.to(self.device)
         self.model.class_names = self.class_names
         self.model.preprocess = dataclasses.asdict(clip_config(cfg))
         self.optimizer = build_optimizer(self.model, cfg.optim)
