@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import timesformer
@@ -125,3 +126,25 @@ def test_the_checkpoint_classes_fix_the_labels(data_root, tmp_path, capsys):
     code, err = evaluate(ckpt, [f"data.root={root}"], capsys)
     assert code == 2 and len(err.splitlines()) == 1
     assert "other' is not a class of the class list" in err and "checkpoint's classes" in err
+
+
+def test_a_class_list_in_another_order_is_matched_by_name(data_root, tmp_path, capsys):
+    """data.classes in another order than the checkpoint's: labels follow the names, so a model
+    that always answers one class is right on exactly that class's videos."""
+    names = (data_root / "classes.txt").read_text().split()
+    model = tiny("divided", num_classes=4)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        model.head.bias[2] = 100.0  # always names[2]
+    model.class_names = names
+    model.preprocess = dataclasses.asdict(CLIP)
+    ckpt = timesformer.save_checkpoint(model, tmp_path / "loose" / "constant.safetensors")
+    reversed_list = tmp_path / "reversed.txt"
+    reversed_list.write_text("\n".join(names[::-1]) + "\n")
+    out = tmp_path / "constant.json"
+    overrides = [f"data.root={data_root}", f"data.classes={reversed_list}"]
+    code, err = evaluate(ckpt, overrides, capsys, out)
+    assert code == 0, err
+    per_class = json.loads(out.read_text())["per_class"]
+    assert per_class == {name: (1.0 if name == names[2] else 0.0) for name in names}

@@ -295,3 +295,13 @@ def test_truncated_file_samples_from_the_frames_that_decode(tmp_path):
     item = ds[0]
     assert item["failed"] == [] and item["video"].shape == (3, 8, 16, 16)
     assert VideoReader(cut).num_frames == 50  # the count by decoding, cached for the file
+
+
+def test_relabel_matches_classes_by_name(tmp_path):
+    videos = [(tmp_path / "a.mp4", 0), (tmp_path / "b.mp4", 1), (tmp_path / "c.mp4", -1)]
+    dataset = VideoClipDataset(videos, ["cat", "dog"], mode="test", config=SMALL)
+    dataset.relabel(["bird", "dog", "cat"])  # a model's order, with a class the data lacks
+    assert dataset.labels == [2, 1, -1] and dataset.class_names == ["bird", "dog", "cat"]
+    with pytest.raises(DatasetError, match="class 'dog' of the data is not one of the 2"):
+        dataset.relabel(["cat", "bird"])
+    assert dataset.labels == [2, 1, -1]  # unchanged by the refusal

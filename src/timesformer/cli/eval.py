@@ -106,12 +106,13 @@ def run(args: argparse.Namespace) -> int:
         names = getattr(model, "class_names", None)
         try:
             dataset = build_dataset(cfg, "val", "test", names)
+            if names is not None and dataset.class_names != list(names):
+                # data.classes lists them in another order: the logits are in the model's.
+                dataset.relabel(names)
         except DatasetError as err:
-            if names is None or cfg.data.classes is not None:
+            if names is None:
                 raise
-            raise DatasetError(
-                f"{err} (the checkpoint's classes; give data.classes=FILE for another list)"
-            ) from None
+            raise DatasetError(f"{err} (scored against the checkpoint's classes)") from None
         if model.config.num_classes != dataset.num_classes:
             raise ConfigError(
                 f"{ckpt}: the model has {model.config.num_classes} classes, the data "

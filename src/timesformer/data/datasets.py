@@ -320,6 +320,21 @@ class VideoClipDataset(Dataset):
     def num_classes(self) -> int:
         return len(self._class_names)
 
+    def relabel(self, class_names: Sequence[str]) -> None:
+        """Number the labels by ``class_names`` (a model's classes, in its order) instead of
+        this data set's own list, matching them by name. Every class that labels a video must
+        be in ``class_names``; it may hold more."""
+        names = list(class_names)
+        lookup = {name: i for i, name in enumerate(names)}
+        used = sorted({lab for lab in self.labels if lab >= 0})
+        missing = [self._class_names[lab] for lab in used if self._class_names[lab] not in lookup]
+        if missing:
+            raise DatasetError(
+                f"class {missing[0]!r} of the data is not one of the {len(names)} classes given"
+            )
+        self.labels = [lookup[self._class_names[lab]] if lab >= 0 else lab for lab in self.labels]
+        self._class_names = names
+
     def __len__(self) -> int:
         return len(self.paths)
 
