@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = load_config(resolve_config_files(args.config), args.overrides)
     trainer = Trainer(cfg)
+    info = trainer.info
     try:
         trainer.fit()
         if not args.no_test:
@@ -68,5 +70,10 @@ def run(args: argparse.Namespace) -> int:
         if trainer.info.is_main:
             print(f"run folder: {trainer.out}")
     finally:
-        shutdown(trainer.info)
+        # DDP's reducer holds the process group: dropped first, so that destroying the group
+        # ends Gloo's threads while the interpreter is whole. Left to the interpreter's exit,
+        # their teardown can abort the process ("terminate called without an active exception").
+        del trainer
+        gc.collect()
+        shutdown(info)
     return 0
