@@ -102,17 +102,20 @@ def run(args: argparse.Namespace) -> int:
     info = init_distributed(cfg.run.device)
     try:
         model = (model if model is not None else load_checkpoint(ckpt)).to(info.device)
-        # The checkpoint's class names, where it has them, fix the labels' order.
+        dataset = build_dataset(cfg, "val", "test")
         names = getattr(model, "class_names", None)
-        try:
-            dataset = build_dataset(cfg, "val", "test", names)
-            if names is not None and dataset.class_names != list(names):
-                # data.classes lists them in another order: the logits are in the model's.
+        if names is not None and dataset.class_names != list(names):
+            # The logits are in the checkpoint's class order; the data numbers its classes its
+            # own way (its folders, or data.classes): matched by name where the names agree.
+            try:
                 dataset.relabel(names)
-        except DatasetError as err:
-            if names is None:
-                raise
-            raise DatasetError(f"{err} (scored against the checkpoint's classes)") from None
+            except DatasetError as err:
+                logging.warning(
+                    "%s: not the checkpoint's classes (%s); the labels are taken as the data "
+                    "numbers them",
+                    cfg.data.root,
+                    err,
+                )
         if model.config.num_classes != dataset.num_classes:
             raise ConfigError(
                 f"{ckpt}: the model has {model.config.num_classes} classes, the data "
