@@ -292,3 +292,35 @@ def test_init_from_a_checkpoint_in_another_class_order_reorders_the_head(synth_r
     torch.testing.assert_close(
         trainer.model.blocks[0].attn.qkv.weight, src.blocks[0].attn.qkv.weight
     )
+
+
+def test_ssv2_layout_with_converted_mp4_videos_trains(synth_root, tmp_path):
+    """data.format=ssv2 reads ROOT/ID + data.video_ext (SSv2 sets are often converted from
+    .webm to .mp4); "mp4" without the dot works too."""
+    import json
+    import shutil
+
+    root = tmp_path / "ssv2"
+    root.mkdir()
+    names = (synth_root / "classes.txt").read_text().split()
+    templates = {name: f"Moving [something] {name}" for name in names}
+    lists: dict[str, list] = {"train": [], "val": []}
+    for split in lists:
+        for i, video in enumerate(sorted((synth_root / split).rglob("*.mp4"))):
+            vid = f"{split}{i}"
+            shutil.copy(video, root / f"{vid}.mp4")
+            lists[split].append({"id": vid, "template": templates[video.parent.name]})
+        (root / f"{split}.json").write_text(json.dumps(lists[split]))
+    label_map = {
+        t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates.values())
+    }
+    (root / "labels.json").write_text(json.dumps(label_map))
+    extra = {"data.format": "ssv2", "data.train": "train.json", "data.val": "val.json",
+             "data.classes": "labels.json", "data.video_ext": "mp4", "data.sampling": "segment",
+             "optim.epochs": 1}  # fmt: skip
+    trainer = Trainer(load_config(overrides=tiny_overrides(root, tmp_path / "run", **extra)))
+    assert all(p.suffix == ".mp4" and p.is_file() for p in trainer.train_set.paths)
+    assert trainer.train_set.num_classes == 4 and len(trainer.val_set) == len(lists["val"])
+    trainer.fit()
+    assert trainer.state.history[-1]["train_loss"] < 3.0  # trained on decoded clips
+    assert not trainer.train_set.failures  # every file was found and decoded

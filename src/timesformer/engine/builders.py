@@ -48,13 +48,14 @@ def build_dataset(
     source = d.train if split == "train" else d.val
     kwargs: dict[str, Any] = {"mode": mode, "config": clip_config(cfg)}
     classes = d.classes if d.classes is not None else class_names
+    ext = d.video_ext if d.video_ext.startswith(".") else f".{d.video_ext}"
     if d.format == "folder":
         dataset = VideoClipDataset.from_folder(root / source, classes=classes, **kwargs)
     elif d.format == "csv":
         dataset = VideoClipDataset.from_csv(root / source, root, classes=classes, **kwargs)
     else:
         dataset = VideoClipDataset.from_ssv2(
-            root / source, root, root / (d.classes or ""), **kwargs
+            root / source, root, root / (d.classes or ""), ext=ext, **kwargs
         )
     dataset.seed = cfg.run.seed
     return dataset

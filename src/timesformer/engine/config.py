@@ -46,6 +46,7 @@ class DataSection:
     train: str = "train"  # folder: sub-folder; csv: list file; ssv2: labels JSON
     val: str = "val"
     classes: str | None = None  # class-name file (csv), or the SSv2 label map JSON
+    video_ext: str = ".webm"  # ssv2: the videos are ROOT/ID + this (".mp4" for converted sets)
     num_frames: int = 8
     sampling_rate: int = 32
     target_fps: float = 30.0
