@@ -16,7 +16,6 @@ those rules is an error, and the model is left untouched.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 from timesformer.checkpoints import keys as K
 from timesformer.checkpoints.hf import config_from_hf, preprocess_from_hf
 from timesformer.checkpoints.io import read_hf_folder, read_hf_processor, read_tensor_file
-from timesformer.checkpoints.save import FORMAT_NAME, unwrap
+from timesformer.checkpoints.save import FORMAT_NAME, REFERENCE_SECTION, unwrap
 from timesformer.config import ModelConfig
 from timesformer.errors import CheckpointError, ConfigError
 from timesformer.layers import resize_pos_embed, resize_time_embed
@@ -146,21 +145,16 @@ def read_checkpoint(path: str | Path) -> Source:
 
 
 def _check_clip_settings(preprocess: dict[str, Any] | None, path: Path) -> None:
-    """Stored clip settings must make a ``ClipConfig``: checked on reading, so that damaged
-    metadata fails here, naming the file, and not later inside a predictor."""
+    """Stored clip settings must make the ``ClipConfig`` they will be used as: checked on
+    reading, so that damaged metadata fails here, naming the file, and not later inside a
+    predictor."""
     if preprocess is None:
         return
     from timesformer.data.datasets import ClipConfig
 
-    known = {f.name for f in dataclasses.fields(ClipConfig)}
-    values = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in preprocess.items() if k in known
-    }
-    # Unused at test time, and absent from settings read from transformers' processor file.
-    values.setdefault("train_scale", (values.get("crop_size", 224),) * 2)
     try:
-        ClipConfig(**values)
-    except (TypeError, ValueError) as err:
+        ClipConfig.from_settings(preprocess)
+    except ValueError as err:  # ConfigError
         raise CheckpointError(f"{path}: damaged clip settings: {err}") from None
 
 
@@ -181,8 +175,6 @@ def _reference_cfg(
     The authors' files give the attention type at most. A file this project wrote also has its
     own section (``save.REFERENCE_SECTION``: the whole model config, class names and clip
     settings), which the authors' code never reads, so that it loads back as the same model."""
-    from timesformer.checkpoints.save import REFERENCE_SECTION
-
     if not isinstance(text, str):
         return {}, None, None
     try:

@@ -15,6 +15,7 @@ which every file is bad stops with ``DatasetError``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
@@ -105,6 +106,26 @@ class ClipConfig:
             raise ConfigError(f"train_scale {self.train_scale} must satisfy crop <= min <= max")
         if self.test_scale is not None and self.test_scale < self.crop_size:
             raise ConfigError(f"test_scale {self.test_scale} is below the crop size")
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> ClipConfig:
+        """Test-time clip settings from a mapping as checkpoints store it (JSON: lists, perhaps
+        keys of other versions). Unknown keys are ignored, lists become tuples, and a
+        ``train_scale`` that is absent or below the crop, unused at test time, becomes
+        (crop, crop). Raises ``ConfigError`` naming a setting of the wrong type or value."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in known
+        }
+        crop = values.get("crop_size", cls.crop_size)
+        scale = values.get("train_scale")
+        try:
+            fits = scale is not None and crop <= scale[0]
+        except (TypeError, IndexError, KeyError):
+            fits = True  # malformed: left to the checks, which name it
+        if not fits:
+            values["train_scale"] = (crop, crop)
+        return cls(**values)
 
 
 def _integral(value: object) -> bool:

@@ -12,7 +12,6 @@ sampling rate for that frame count (8 x 32, 16 x 16 for HR, 96 x 4 for L).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,6 @@ __all__ = ["Prediction", "Predictor", "WindowPrediction", "default_clip_config",
 
 # The reference configs' sampling rate for each frame count (TimeSformer, -HR, -L).
 REFERENCE_RATES = {8: 32, 16: 16, 96: 4}
-_CLIP_FIELDS = {f.name for f in dataclasses.fields(ClipConfig)}
 
 
 def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
@@ -40,7 +38,7 @@ def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
     reference protocol at its frame count and image size; ``overrides`` (None values ignored)
     replace fields."""
     cfg = model.config
-    stored = {k: v for k, v in (getattr(model, "preprocess", None) or {}).items()}
+    stored = dict(getattr(model, "preprocess", None) or {})
     base: dict[str, Any] = {
         "num_frames": cfg.num_frames,
         "sampling_rate": REFERENCE_RATES.get(cfg.num_frames, max(1, 256 // cfg.num_frames)),
@@ -49,24 +47,22 @@ def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
         "num_crops": 3,
         "test_scale": None,
     }
-    base.update({k: v for k, v in stored.items() if k in _CLIP_FIELDS})
+    base.update(stored)
     base.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("train_scale", "mean", "std"):
-        if key in base:
-            base[key] = tuple(base[key])
-    if "train_scale" not in stored or base["crop_size"] > base["train_scale"][0]:
-        base["train_scale"] = (base["crop_size"], base["crop_size"])  # unused at test time
-    if base["num_frames"] != cfg.num_frames and cfg.attention != "space":
+    if "train_scale" not in stored:
+        base.pop("train_scale", None)  # then (crop, crop): unused at test time
+    try:
+        clip = ClipConfig.from_settings(base)
+    except ValueError as err:  # ConfigError
+        raise ConfigError(f"clip settings: {err}") from None
+    if clip.num_frames != cfg.num_frames and cfg.attention != "space":
         # The model resizes its time embedding only when loaded; a clip of another length
         # would not match the embedding it has.
         raise ConfigError(
-            f"the model takes {cfg.num_frames} frames, not {base['num_frames']}; load the "
-            f"checkpoint with num_frames={base['num_frames']} instead"
+            f"the model takes {cfg.num_frames} frames, not {clip.num_frames}; load the "
+            f"checkpoint with num_frames={clip.num_frames} instead"
         )
-    try:
-        return ClipConfig(**base)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"clip settings: {err}") from None
+    return clip
 
 
 @dataclass
