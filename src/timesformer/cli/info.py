@@ -4,7 +4,6 @@ checkpoint file holds."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,7 @@ def describe_checkpoint(
     views = clip.num_clips * clip.num_crops
     macs = count_macs(cfg)
     names = getattr(model, "class_names", None)
-    shown = {k: v for k, v in dataclasses.asdict(clip).items() if k not in ("train_scale", "flip")}
+    shown = clip.test_time()
     return {
         "path": str(path),
         "source": model.load_report.source,

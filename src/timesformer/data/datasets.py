@@ -107,6 +107,16 @@ class ClipConfig:
         if self.test_scale is not None and self.test_scale < self.crop_size:
             raise ConfigError(f"test_scale {self.test_scale} is below the crop size")
 
+    def test_time(self) -> dict[str, Any]:
+        """The settings that prepare a clip at test time, as plain values (tuples as lists):
+        all but training's scale jitter and flip. What exports and ``info`` show."""
+        values = dataclasses.asdict(self)
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in values.items()
+            if k not in ("train_scale", "flip")
+        }
+
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> ClipConfig:
         """Test-time clip settings from a mapping as checkpoints store it (JSON: lists, perhaps

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib.metadata
 import importlib.util
 import json
@@ -155,19 +154,13 @@ def _batches(batch_size: int) -> tuple[int, tuple[int, ...]]:
     return trace, tuple(sorted({1, batch_size, trace + 1}))
 
 
-# The clip settings that matter at test time (training's scale jitter and flip do not).
-_TEST_FIELDS = ("num_frames", "sampling_rate", "target_fps", "sampling", "crop_size",
-                "test_scale", "num_clips", "num_crops", "spread", "mean", "std")  # fmt: skip
-
-
 def export_metadata(model: nn.Module) -> dict[str, str]:
     """What an exported file carries besides the graph, as JSON strings: ``clip``, the test-time
     clip settings (``default_clip_config``: the ones stored with a trained model, else the
     reference protocol at the model's size), and ``class_names`` when the model has them."""
     from timesformer.inference.predictor import default_clip_config
 
-    clip = dataclasses.asdict(default_clip_config(model))
-    meta = {"clip": json.dumps({k: clip[k] for k in _TEST_FIELDS})}
+    meta = {"clip": json.dumps(default_clip_config(model).test_time())}
     names = getattr(model, "class_names", None)
     if names:
         meta["class_names"] = json.dumps(list(names))
