@@ -99,3 +99,13 @@ def test_cli_config_error_is_one_line():
     assert proc.returncode == 2
     assert proc.stderr.startswith("timesformer train: error: override 'optim.lr=fast'")
     assert proc.stderr.count("\n") == 1
+
+
+def test_data_fields_is_the_inverse_of_clip_config():
+    from timesformer.data import ClipConfig
+    from timesformer.engine.builders import clip_config, data_fields
+
+    clip = ClipConfig(num_frames=4, sampling_rate=3, target_fps=25.0, crop_size=16,
+                      train_scale=(16, 20), flip=False, num_clips=2, num_crops=1)  # fmt: skip
+    cfg = load_config(overrides=ROOT, base={"data": data_fields(clip)})
+    assert clip_config(cfg) == clip

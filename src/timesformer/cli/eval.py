@@ -43,20 +43,10 @@ def checkpoint_sections(model: TimeSformer, checkpoint: Path) -> dict[str, Any]:
     """The config a checkpoint implies when no config file describes it: the clip settings it
     was trained with (stored by ``timesformer train``; else the reference protocol at its frame
     count and size), and its architecture, which the checkpoint itself builds."""
+    from timesformer.engine.builders import data_fields
     from timesformer.inference.predictor import default_clip_config
 
-    clip = default_clip_config(model)
-    data = {
-        "num_frames": clip.num_frames,
-        "sampling_rate": clip.sampling_rate,
-        "target_fps": clip.target_fps,
-        "sampling": clip.sampling,
-        "crop_size": clip.crop_size,
-        "train_scale": list(clip.train_scale),
-        "flip": clip.flip,
-        "test_clips": clip.num_clips,
-        "test_crops": clip.num_crops,
-    }
+    data = data_fields(default_clip_config(model))
     # model.init marks the architecture as the checkpoint's: the config's check of the model
     # section (patch size against crop size) is then left to the checkpoint, which built it.
     return {"model": {"init": str(checkpoint)}, "data": data}

@@ -34,6 +34,21 @@ def clip_config(cfg: TrainConfig) -> ClipConfig:
     )
 
 
+def data_fields(clip: ClipConfig) -> dict[str, Any]:
+    """The ``data`` section fields that ``clip_config`` turns into ``clip`` (its inverse)."""
+    return {
+        "num_frames": clip.num_frames,
+        "sampling_rate": clip.sampling_rate,
+        "target_fps": clip.target_fps,
+        "sampling": clip.sampling,
+        "crop_size": clip.crop_size,
+        "train_scale": list(clip.train_scale),
+        "flip": clip.flip,
+        "test_clips": clip.num_clips,
+        "test_crops": clip.num_crops,
+    }
+
+
 def build_dataset(
     cfg: TrainConfig, split: str, mode: str, class_names: Sequence[str] | None = None
 ) -> VideoClipDataset:
