@@ -133,26 +133,20 @@ def describe_checkpoint(
 
 def _train_state(path: Path) -> dict[str, Any] | None:
     """A training checkpoint's counters (epochs done, steps, best validation top-1), or None."""
-    from timesformer.checkpoints.io import read_safetensors_metadata
+    from timesformer.engine.state import read_train_state
     from timesformer.errors import CheckpointError
 
-    if not path.is_file():
+    state = read_train_state(path) if path.is_file() else None
+    if state is None:
         return None
-    meta = read_safetensors_metadata(path)
-    if meta is None or "train_state" not in meta:
-        return None
-    try:
-        state = json.loads(meta["train_state"])
-        out = {k: state[k] for k in ("epoch", "step", "best_metric", "best_epoch")}
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{path}: damaged training state ({err})") from None
-    counts = (out["epoch"], out["step"]) + ((out["best_epoch"],) if out["best_epoch"] else ())
-    best = out["best_metric"]
+    counts = (state.epoch, state.step) + ((state.best_epoch,) if state.best_epoch else ())
+    best = state.best_metric
     if not all(isinstance(v, int) for v in counts) or not (
         best is None or isinstance(best, (int, float))
     ):
         raise CheckpointError(f"{path}: damaged training state (counters of the wrong type)")
-    return out
+    return {"epoch": state.epoch, "step": state.step, "best_metric": best,
+            "best_epoch": state.best_epoch}  # fmt: skip
 
 
 def _print_checkpoint(d: dict[str, Any]) -> None:

@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from timesformer.checkpoints.io import read_safetensors, write_safetensors
+from timesformer.checkpoints.io import (
+    read_safetensors,
+    read_safetensors_metadata,
+    write_safetensors,
+)
 from timesformer.checkpoints.save import FORMAT_NAME, FORMAT_VERSION, preprocess_metadata, unwrap
 from timesformer.errors import CheckpointError
 
@@ -108,6 +112,22 @@ def save_train_state(
     return path
 
 
+def read_train_state(path: Path) -> TrainState | None:
+    """The counters of a training checkpoint, from its header alone; None for a model
+    checkpoint or a file that is not safetensors."""
+    meta = read_safetensors_metadata(path)
+    if meta is None or "train_state" not in meta:
+        return None
+    return _train_state(meta, path)
+
+
+def _train_state(meta: dict[str, str], path: Path) -> TrainState:
+    try:
+        return TrainState(**json.loads(meta["train_state"]))
+    except (TypeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: damaged training state ({err})") from None
+
+
 def load_train_state(
     path: Path,
     model: nn.Module,
@@ -118,8 +138,8 @@ def load_train_state(
     tensors, meta = read_safetensors(path)
     if "train_state" not in meta:
         raise CheckpointError(f"{path}: not a training checkpoint (no training state inside)")
+    state = _train_state(meta, path)
     try:
-        state = TrainState(**json.loads(meta["train_state"]))
         groups = json.loads(meta["optim_param_groups"])
         opt_scalars = json.loads(meta["optim_scalars"])
         rng = json.loads(meta["rng"])
