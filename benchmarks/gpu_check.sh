@@ -11,10 +11,13 @@
 # fresh H100, 72 s with inductor's cache warm from an earlier run):
 #   STAGES="short_tests short_bench short_compiled short_variants" OUT=/tmp/gpu \
 #       bash benchmarks/gpu_check.sh
-# The compiled stage, which answers whether the kernel should run in compiled graphs too
-# (attention.CUDA_SHORT_GROUP_KERNEL_COMPILED), has not completed with the kernel's custom_op
-# form: give it its full 240 s.
+# The compiled stage, which answered whether the kernel should run in compiled graphs too
+# (attention.CUDA_SHORT_GROUP_KERNEL_COMPILED: yes, results/variants_gpu_compiled_short.md),
+# took 214 s on a fresh H200: give it its full 240 s. The CUDA tests (36) need their full
+# 180 s: given 120 s on 2026-11-27, they had run 32.
 #   STAGES="compiled_autotune" OUT=/tmp/gpu bash benchmarks/gpu_check.sh   # max-autotune, alone
+# AUTOTUNE_OURS=default,kernel compiles both settings there (the second reuses the first one's
+# autotuned products). It did not finish in 330 s (results/compiled_autotune_gpu.md).
 #
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
@@ -87,8 +90,10 @@ stage short_variants ${SHORT_VARIANTS_LIMIT:-150} $PY benchmarks/bench_model.py 
 stage profile 90 $PY benchmarks/profile_step.py --what train --device cuda --batch 32 --rows 25
 # Only when named, for the 45% target: base's training step compiled with inductor's autotuned
 # matrix-product templates, into which it can fuse the bias and GELU epilogues (the compiled
-# profile puts the rest of the gap in element-wise and norm kernels). Autotuning may take most
-# of a lease's call; give it the whole 500 s and nothing else in that call.
+# profile puts the rest of the gap in element-wise and norm kernels). Autotuning takes more
+# than a lease's call: in 330 s it timed 15 products, and cuBLAS beat inductor's templates at
+# every large one (results/compiled_autotune_gpu.md), so it is not worth a lease's time.
 stage compiled_autotune ${AUTOTUNE_LIMIT:-500} $PY benchmarks/bench_model.py --suite variants \
     --device cuda --variants base --batch 32 --reps 6 --peak-tflops "$peak" --compile \
-    --compile-mode max-autotune-no-cudagraphs --out "$OUT/variants_gpu_compiled_autotune.md"
+    --compile-mode max-autotune-no-cudagraphs --compiled-ours "${AUTOTUNE_OURS:-default}" \
+    --out "$OUT/variants_gpu_compiled_autotune.md"
