@@ -166,7 +166,7 @@ def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme
     """The Triton kernel for short groups (``layers/short_groups.py``): a bf16 training step
     with it, eager and compiled, against the library's path without it. The tiny model's
     temporal groups (4 tokens; axial's rows and columns too) take the kernel, its spatial groups
-    (17 tokens) do not. Compiled graphs leave it out unless told to take it."""
+    (17 tokens) do not. Compiled graphs take it unless told not to."""
     if CUDA.type != "cuda":
         pytest.skip("the kernel runs on CUDA devices only")
     pytest.importorskip("triton")

@@ -60,12 +60,40 @@ def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch):
 
     monkeypatch.setattr(short_groups, "short_group_attention", not_to_be_called)
     torch.manual_seed(0)
-    layer = Attention(32, 2).train()
-    x = torch.randn(5, 8, 32)
+    layer = Attention(32, 2).train().to(torch.bfloat16)
+    x = torch.randn(5, 8, 32, dtype=torch.bfloat16)
     with pytest.warns(RuntimeWarning, match=r"kernel does not run here \(CompilationError: out"):
         got = layer(x)
     monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
     assert torch.equal(got, layer(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_layer_hands_the_kernel_half_precision_only(dtype, monkeypatch):
+    """fp32 keeps the exact path: on a GPU the kernel's 16-token products came out at about TF32
+    precision (``attention.SHORT_GROUP_KERNEL_DTYPES``). Half precision, under autocast too,
+    takes the kernel (here a stand-in, on the CPU standing in for a CUDA device)."""
+    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
+    monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
+    monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
+    monkeypatch.setattr(short_groups, "unavailable", lambda qkv: None)
+    seen = []
+
+    def stand_in(qkv, scale):
+        seen.append(qkv.dtype)
+        return qkv[:, :, 2].clone()  # v: the shape the kernel returns
+
+    monkeypatch.setattr(short_groups, "short_group_attention", stand_in)
+    torch.manual_seed(0)
+    layer = Attention(32, 2)
+    x = torch.randn(5, 16, 32)
+    layer.to(dtype)(x.to(dtype))
+    assert seen == ([] if dtype == torch.float32 else [dtype])
+    if dtype == torch.bfloat16:  # an fp32 layer under bf16 autocast makes bf16 q, k and v
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            layer.float()(x)
+        assert seen == [torch.bfloat16]
 
 
 def test_the_probe_reports_a_kernel_that_cannot_run(monkeypatch):

@@ -36,10 +36,20 @@ CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
 # 153 ms against 181, inference 840 clips/s against 665; HR inference 87.6 against 81.0, its
 # training step even (100 ms against 99) (results/variants_gpu_short.md).
 CUDA_SHORT_GROUP_KERNEL = True
-# Under torch.compile it is off unless this is set: compiled as a ``triton_op`` it made base's
-# step slower (145 ms against 121, results/variants_gpu_compiled_kernel_triton_op_*.md), and
-# the ``custom_op`` form it has now has not been timed compiled.
-CUDA_SHORT_GROUP_KERNEL_COMPILED = False
+# Compiled graphs take it too: on an H200, base's compiled bf16 training step took 100 ms with
+# it against 113 without, compiled inference 1067 clips/s against 893
+# (results/variants_gpu_compiled_short.md). A graph being traced cannot run the kernel's probe
+# (``short_groups.unavailable``), so where the kernel cannot be built the compile fails with
+# Triton's error rather than falling back: set ``CUDA_SHORT_GROUP_KERNEL = False`` there.
+CUDA_SHORT_GROUP_KERNEL_COMPILED = True
+# The dtypes the layer hands the kernel: half precision only. In fp32 on an H200 the tiny
+# local_global model, the only tested one whose groups fill the kernel's 16-row tile, missed
+# the CPU's logits by up to 5.5e-4 (results/cuda_tests_gpu.md). Triton turns a broadcast
+# multiply and sum over a 16-row tile into a tensor-core product, which Triton has run on TF32
+# inputs (its current source asks for full fp32); cutting the kernel's p and v to TF32 on the
+# CPU gives the same miss (benchmarks/emulate_tf32_short_groups.py). fp32 keeps the exact
+# path; bf16 and fp16, which round far more coarsely, keep the kernel and its measured speed.
+SHORT_GROUP_KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 
 
 class Attention(nn.Module):
@@ -114,10 +124,16 @@ class Attention(nn.Module):
         return self.proj(out) if project else out
 
     def _short_kernel(self, qkv: Tensor, drop: float) -> Callable[[Tensor, float], Tensor] | None:
-        """``short_groups``' kernel where it runs (switched on, on a CUDA device, for the fused
-        path without dropout on the weights or kept attention maps; under ``torch.compile``
-        only with ``CUDA_SHORT_GROUP_KERNEL_COMPILED``), else None."""
-        if not (CUDA_SHORT_GROUP_KERNEL and _kernel_device(qkv) and self.fused):
+        """``short_groups``' kernel where it runs (switched on, on a CUDA device, for bf16 or
+        fp16 q, k and v on the fused path without dropout on the weights or kept attention
+        maps; under ``torch.compile`` unless ``CUDA_SHORT_GROUP_KERNEL_COMPILED`` is off),
+        else None."""
+        if not (
+            CUDA_SHORT_GROUP_KERNEL
+            and _kernel_device(qkv)
+            and self.fused
+            and qkv.dtype in SHORT_GROUP_KERNEL_DTYPES
+        ):
             return None
         compiling = torch.compiler.is_compiling()
         if compiling and not CUDA_SHORT_GROUP_KERNEL_COMPILED:

@@ -12,17 +12,21 @@ the gradients of q, k and v straight into the fused qkv gradient. Nothing of siz
 memory, and no copy regroups q, k, v or the output.
 
 Both kernels are launched from ``torch.library.custom_op`` operators, which ``torch.compile``
-keeps as opaque calls: the launch runs exactly as in eager mode. As ``triton_op`` operators,
-which inductor compiles itself, the same kernels ran about ten times slower in a compiled
-training step than eager on an H100 (1.79 ms per forward call against about 0.17 ms; see
+keeps as opaque calls: the launch runs exactly as in eager mode, and so base's compiled bf16
+training step took 100 ms with them against 113 ms without on an H200
+(``benchmarks/results/variants_gpu_compiled_short.md``). As ``triton_op`` operators, which
+inductor compiles itself, the same kernels ran about ten times slower in a compiled training
+step than eager on an H100 (1.79 ms per forward call against about 0.17 ms; see
 ``benchmarks/results/profile_train_gpu_compiled_kernel_triton_op.txt``), for a cause not found
 within the lease.
 
-``attention.CUDA_SHORT_GROUP_KERNEL`` switches the kernels on, and ``benchmarks/gpu_check.sh``'s
-``short_*`` stages test and time them against the library's path. They were checked for
-correctness in Triton's interpreter on the CPU (``tests/layers/test_short_groups.py``, which
-needs ``triton`` installed) and by the CUDA tests on a GPU. Without Triton (every CPU-only
-install) this module defines nothing to call and ``available()`` is False.
+``attention.CUDA_SHORT_GROUP_KERNEL`` switches the kernels on (the attention layer hands them
+bf16 and fp16 only: see ``attention.SHORT_GROUP_KERNEL_DTYPES``), and
+``benchmarks/gpu_check.sh``'s ``short_*`` stages test and time them against the library's
+path. They were checked for correctness in Triton's interpreter on the CPU
+(``tests/layers/test_short_groups.py``, which needs ``triton`` installed) and by the CUDA tests
+on a GPU. Without Triton (every CPU-only install) this module defines nothing to call and
+``available()`` is False.
 """
 
 from __future__ import annotations
@@ -225,7 +229,10 @@ def short_group_attention(qkv: Tensor, scale: float) -> Tensor:
     """Softmax attention within each group: (G, L, 3, heads, head_dim) -> (G, L, heads,
     head_dim), q, k and v at index 0, 1, 2 of the third axis; ``applies(qkv)`` must hold.
 
-    Computes in fp32 and returns ``qkv``'s dtype; differentiable in ``qkv``.
+    Computes in fp32 registers and returns ``qkv``'s dtype; differentiable in ``qkv``. For
+    fp32 input, groups of 9-16 tokens may come out at about TF32 precision on a GPU (see
+    ``attention.SHORT_GROUP_KERNEL_DTYPES``), which is why the attention layer uses it for bf16
+    and fp16 only.
     """
     if not applies(qkv):
         raise ValueError(
