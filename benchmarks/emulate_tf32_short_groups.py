@@ -65,7 +65,7 @@ def emulate() -> None:
     attention._kernel_device = lambda qkv: True
     attention.SHORT_GROUP_KERNEL_DTYPES = (torch.float32,)
     short_groups.applies = lambda qkv: qkv.shape[1] <= short_groups.MAX_LEN
-    short_groups.unavailable = lambda qkv: None
+    short_groups.unavailable = lambda *key: None
     print(
         "| kernel's p, v | logits test (eval, seed 3, 3 clips) "
         "| fused vs plain (train, seed 5, 2 clips) |"

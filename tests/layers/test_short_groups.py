@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -52,7 +53,7 @@ def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch):
     monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
     monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
     monkeypatch.setattr(
-        short_groups, "unavailable", lambda qkv: "CompilationError: out of resources"
+        short_groups, "unavailable", lambda *key: "CompilationError: out of resources"
     )
 
     def not_to_be_called(*args):
@@ -76,7 +77,7 @@ def test_the_layer_hands_the_kernel_half_precision_only(dtype, monkeypatch):
     monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
     monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
     monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
-    monkeypatch.setattr(short_groups, "unavailable", lambda qkv: None)
+    monkeypatch.setattr(short_groups, "unavailable", lambda *key: None)
     seen = []
 
     def stand_in(qkv, scale):
@@ -96,6 +97,50 @@ def test_the_layer_hands_the_kernel_half_precision_only(dtype, monkeypatch):
         assert seen == [torch.bfloat16]
 
 
+@pytest.mark.parametrize("why", [None, "CompilationError: out of resources"])
+def test_compiled_graphs_ask_the_probe_and_fall_back_too(why, monkeypatch):
+    """Under torch.compile the probe runs while the graph is traced (its answer a constant of
+    the graph), so a card that cannot build the kernel falls back there as in eager mode."""
+    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
+    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL_COMPILED", True)
+    monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
+    monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
+    asked = []
+
+    def probe(device, dtype, head_dim):
+        asked.append((device, dtype, head_dim))
+        return why
+
+    def stand_in(qkv, scale):  # v doubled: the shape the kernel returns, and a visible mark
+        return qkv[:, :, 2] * 2
+
+    monkeypatch.setattr(short_groups, "unavailable", probe)
+    monkeypatch.setattr(short_groups, "short_group_attention", stand_in)
+    torch.manual_seed(0)
+    layer = Attention(32, 2).to(torch.bfloat16)
+    x = torch.randn(5, 8, 32, dtype=torch.bfloat16)
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = compiled(x)
+        traced = len(asked)  # dynamo may analyse the frame more than once while tracing
+        again = compiled(x)  # the same graph, no new trace: the probe is not asked again
+    assert traced and set(asked) == {(torch.device("cpu"), torch.bfloat16, 16)}
+    assert len(asked) == traced
+    assert torch.equal(got, again)
+    warned = [w for w in caught if "kernel does not run here" in str(w.message)]
+    assert bool(warned) == bool(why)
+    # The graph gives eager's output with the stand-in where the probe passed, without it
+    # where it failed (and the two differ).
+    monkeypatch.setattr(short_groups, "unavailable", lambda *key: None)
+    kernel = layer(x)
+    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
+    plain = layer(x)
+    assert not torch.allclose(kernel, plain)
+    assert torch.equal(got, kernel if why is None else plain)
+
+
 def test_the_probe_reports_a_kernel_that_cannot_run(monkeypatch):
     """Outside the interpreter Triton cannot run on CPU tensors: the probe says so in one line,
     and keeps the answer rather than trying again."""
@@ -103,11 +148,11 @@ def test_the_probe_reports_a_kernel_that_cannot_run(monkeypatch):
     if os.environ.get("TRITON_INTERPRET"):
         pytest.skip("the interpreter runs the kernels on CPU tensors")
     monkeypatch.setattr(short_groups, "_PROBED", {})
-    qkv = torch.zeros(2, 8, 3, 2, 16)
-    why = short_groups.unavailable(qkv)
+    key = (torch.device("cpu"), torch.float32, 16)
+    why = short_groups.unavailable(*key)
     assert why and "\n" not in why
     monkeypatch.setattr(short_groups, "_attention", None)  # a second probe would fail on this
-    assert short_groups.unavailable(qkv) == why
+    assert short_groups.unavailable(*key) == why
 
 
 def test_forward_and_backward_trace_as_two_operators():
@@ -178,6 +223,16 @@ def test_a_compiled_graph_runs_the_kernel_in_the_interpreter():
     assert got["grad"] < 1e-5
 
 
+def test_a_compiled_layer_probes_the_kernel_while_traced_in_the_interpreter():
+    pytest.importorskip("triton")
+    got = _interpreted("compiled_layer")
+    # The probe ran for the layer's one key (at lengths 8 and 16: 2 launches of the forward),
+    # then the compiled graph launched the kernel for its 5 groups.
+    assert got["probed"] == {"(device(type='cpu'), torch.bfloat16, 16)": None}
+    assert got["launches"] == len(short_groups.PROBE_LENGTHS) + 1
+    assert got["output"] < 2e-2
+
+
 def _compiled() -> dict:
     """A function calling the kernel, compiled as one graph, against the plain softmax
     attention in eager mode: output and gradient differences, and the kernels' launches."""
@@ -213,6 +268,34 @@ def _compiled() -> dict:
         "launches": launches,
         "output": (got - want).abs().max().item(),
         "grad": (grad - want_grad).abs().max().item(),
+    }
+
+
+def _compiled_layer() -> dict:
+    """A bf16 attention layer compiled as one graph, its device check replaced by one that
+    takes any: the real probe runs while the graph is traced, then the graph launches the
+    kernels. Returns the probe's answers, the launches and the output's difference from the
+    layer without the kernel."""
+    launches = []
+    forward = short_groups._forward_kernel
+
+    class Counted:  # the forward kernel, its launches counted
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return forward[grid]
+
+    attention._kernel_device = lambda qkv: True
+    short_groups._forward_kernel = Counted()
+    torch.manual_seed(0)
+    layer = Attention(32, 2).to(torch.bfloat16)
+    x = torch.randn(5, 8, 32, dtype=torch.bfloat16)
+    got = torch.compile(layer, fullgraph=True)(x)
+    attention.CUDA_SHORT_GROUP_KERNEL = False
+    want = layer(x)
+    return {
+        "probed": {str(key): why for key, why in short_groups._PROBED.items()},
+        "launches": len(launches),
+        "output": (got.float() - want.float()).abs().max().item(),
     }
 
 
@@ -280,5 +363,7 @@ if __name__ == "__main__":
         print(json.dumps(_model_step(sys.argv[2])))
     elif sys.argv[1] == "compiled":
         print(json.dumps(_compiled()))
+    elif sys.argv[1] == "compiled_layer":
+        print(json.dumps(_compiled_layer()))
     else:
         print(json.dumps(_compare(getattr(torch, sys.argv[1]), int(sys.argv[2]))))

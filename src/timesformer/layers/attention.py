@@ -38,9 +38,8 @@ CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
 CUDA_SHORT_GROUP_KERNEL = True
 # Compiled graphs take it too: on an H200, base's compiled bf16 training step took 100 ms with
 # it against 113 without, compiled inference 1067 clips/s against 893
-# (results/variants_gpu_compiled_short.md). A graph being traced cannot run the kernel's probe
-# (``short_groups.unavailable``), so where the kernel cannot be built the compile fails with
-# Triton's error rather than falling back: set ``CUDA_SHORT_GROUP_KERNEL = False`` there.
+# (results/variants_gpu_compiled_short.md). Where the kernel cannot be built, compiled graphs
+# fall back like eager mode (``_kernel_unavailable`` runs its probe while they are traced).
 CUDA_SHORT_GROUP_KERNEL_COMPILED = True
 # The dtypes the layer hands the kernel: half precision only. In fp32 on an H200 the tiny
 # local_global model, the only tested one whose groups fill the kernel's 16-row tile, missed
@@ -135,8 +134,7 @@ class Attention(nn.Module):
             and qkv.dtype in SHORT_GROUP_KERNEL_DTYPES
         ):
             return None
-        compiling = torch.compiler.is_compiling()
-        if compiling and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
+        if torch.compiler.is_compiling() and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
             return None
         # Imported here: importing Triton takes about a second and a half, which every
         # ``import timesformer`` on a machine with Triton would otherwise pay.
@@ -144,18 +142,31 @@ class Attention(nn.Module):
 
         if self.keep_attention or drop or not short_groups.applies(qkv):
             return None
-        # On by default, so a card or Triton build that cannot run it must not stop the model:
-        # the first call for each shape and dtype tries it, and a failure falls back, once told.
-        why = None if compiling else short_groups.unavailable(qkv)
-        if why:
-            warnings.warn(
-                f"the short-group attention kernel does not run here ({why}); attention "
-                "takes the path without it",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if _kernel_unavailable(qkv.device, qkv.dtype, self.head_dim):
             return None
         return short_groups.short_group_attention
+
+
+@torch.compiler.assume_constant_result
+def _kernel_unavailable(device: torch.device, dtype: torch.dtype, head_dim: int) -> str | None:
+    """``short_groups.unavailable``, with a warning where the kernel cannot run.
+
+    On by default, so a card or Triton build that cannot run the kernel must not stop the
+    model: the first call for each device, dtype and head size tries it, and a failure falls
+    back to the path without it, once told. Under ``torch.compile`` this runs as plain Python
+    while the graph is traced (its arguments are constants, never traced tensors), and its
+    answer is a constant of the graph, so compiled graphs fall back too."""
+    from timesformer.layers import short_groups
+
+    why = short_groups.unavailable(device, dtype, head_dim)
+    if why:
+        warnings.warn(
+            f"the short-group attention kernel does not run here ({why}); attention takes "
+            "the path without it",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return why
 
 
 def _kernel_device(qkv: Tensor) -> bool:

@@ -61,27 +61,33 @@ def warps(length: int, backward: bool) -> int:
     return 8 if backward and length > 8 else 1
 
 
-#: (device, dtype, length, head_dim) -> None where both kernels built and ran, else why not.
+#: (device, dtype, head_dim) -> None where both kernels built and ran, else why not.
 _PROBED: dict[tuple, str | None] = {}
+#: The group lengths the probe runs: the longest tile at each launch setting (``warps()``:
+#: groups of up to 8 tokens at 1 warp in both passes, longer ones at 8 in the backward), the
+#: settings that need the most registers and shared memory.
+PROBE_LENGTHS = (8, MAX_LEN)
 
 
-def unavailable(qkv: Tensor) -> str | None:
-    """Why the kernels cannot run for ``qkv``'s device, dtype, length and head size, or None.
+def unavailable(device: torch.device, dtype: torch.dtype, head_dim: int) -> str | None:
+    """Why the kernels cannot run on ``device`` for ``dtype`` and ``head_dim``, or None.
 
-    The first call for each of these builds and runs both kernels on one group of one head (a
-    Triton build fails on a card or Triton version it does not support, or when a program
-    needs more registers or shared memory than the card has), and the answer is kept. Eager
-    mode only: a compiled graph cannot run the probe while it is being traced."""
-    key = (qkv.device, qkv.dtype, qkv.shape[1], qkv.shape[-1])
+    The first call for each builds and runs both kernels on one group of one head at each of
+    ``PROBE_LENGTHS`` (a Triton build fails on a card or Triton version it does not support, or
+    when a program needs more registers or shared memory than the card has), and the answer is
+    kept. Its arguments are plain values, never a tensor being traced, so the attention layer
+    asks it while ``torch.compile`` traces too (``attention._kernel_unavailable``)."""
+    key = (torch.device(device), dtype, head_dim)
     if key in _PROBED:  # every call but the first: the answer kept
         return _PROBED[key]
-    if qkv.is_cuda and torch.cuda.is_current_stream_capturing():
+    if key[0].type == "cuda" and torch.cuda.is_current_stream_capturing():
         return None  # no probe inside a CUDA graph's capture: it would be recorded there
     try:
         # A failed build raises at the launch, so no synchronisation is needed to see it.
-        one = torch.randn(1, key[2], 3, 1, key[3], device=qkv.device).to(qkv.dtype)
-        _attention(one, 1.0)
-        _attention_backward(one, one[:, :, 0], 1.0)
+        for length in PROBE_LENGTHS:
+            one = torch.randn(1, length, 3, 1, head_dim, device=key[0]).to(dtype)
+            _attention(one, 1.0)
+            _attention_backward(one, one[:, :, 0], 1.0)
         _PROBED[key] = None
     except Exception as error:  # any failure of the probe means: not on this device
         lines = str(error).strip().splitlines()
