@@ -19,6 +19,13 @@
 # AUTOTUNE_OURS=default,kernel compiles both settings there (the second reuses the first one's
 # autotuned products). It did not finish in 330 s (results/compiled_autotune_gpu.md).
 #
+# Owed to the next lease (one call, stage limits 505 s): the CUDA tests with the short-group
+# kernel in compiled graphs, its probe asked while they are traced, and fp32 kept off it (none
+# of it has run on a GPU), HR compiled with the kernel, and a compiled profile of base's step
+# with it (what is left for the 45% target):
+#   STAGES="cuda_tests compiled_hr profile_compiled" COMPILED_VARIANTS=hr COMPILED_LIMIT=225 \
+#       OUT=/tmp/gpu bash benchmarks/gpu_check.sh
+#
 # PyAV and OmegaConf, if missing there, travel as wheels in .whl/ (installed to /tmp/site).
 # Each stage has its own time limit, so that a slow one cannot take the others' results.
 set -u
