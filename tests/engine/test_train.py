@@ -324,3 +324,62 @@ def test_ssv2_layout_with_converted_mp4_videos_trains(synth_root, tmp_path):
     trainer.fit()
     assert trainer.state.history[-1]["train_loss"] < 3.0  # trained on decoded clips
     assert not trainer.train_set.failures  # every file was found and decoded
+
+
+# A child that stands for a training process: ``stopped_by_sigterm`` around a wait, SIGTERM sent
+# to itself once inside; with "failure", a DistributedFailure is on its way out when it comes.
+_SIGTERM_CHILD = """
+import os, signal, sys, time
+from timesformer.cli.train import stopped_by_sigterm
+from timesformer.engine.distributed import DistInfo, DistributedFailure
+info = DistInfo(rank=int(sys.argv[1]), world_size=int(sys.argv[2]))
+print("epoch 1 done", flush=False)  # still in the buffer: the handler must flush it
+try:
+    with stopped_by_sigterm(info, "start the same command again to resume from X"):
+        if sys.argv[3] == "failure":
+            raise DistributedFailure("rank 0 of 2 lost contact with the other processes")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+except DistributedFailure as err:
+    os.kill(os.getpid(), signal.SIGTERM)  # torchrun's, arriving while the line is printed
+    time.sleep(0.2)
+    print(f"timesformer train: error: {err}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def _sigterm_child(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered
+    return subprocess.run(
+        [sys.executable, "-c", _SIGTERM_CHILD, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_sigterm_stops_a_run_with_one_line(world):
+    done = _sigterm_child("0", str(world), "signal")
+    assert done.returncode == 128 + 15
+    assert done.stdout == "epoch 1 done\n"
+    who = "rank 0 of 2 " if world == 2 else ""
+    assert done.stderr.splitlines() == [
+        f"timesformer train: error: {who}stopped by SIGTERM ("
+        + (
+            "torchrun stops every process of a run when one of them fails (its report names "
+            "it), and a job scheduler stops a job this way"
+            if world == 2
+            else "by a job scheduler or a kill"
+        )
+        + "); start the same command again to resume from X"
+    ]
+
+
+def test_sigterm_after_a_lost_connection_leaves_that_line_alone():
+    done = _sigterm_child("0", "2", "failure")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "timesformer train: error: rank 0 of 2 lost contact with the other processes"
+    ]

@@ -9,6 +9,8 @@ the real command line, after patching two seams when these environment variables
 - ``TS_FAULT_DIE_AT=RANK:MICRO``: the process of that rank sends itself SIGKILL right after the
   forward pass of its MICRO-th batch (counted from 1 since this process started).
 - ``TS_FAULT_HANG_AT=RANK:MICRO``: the same, but SIGSTOP: a process that hangs instead of dying.
+- ``TS_FAULT_PAUSE_AT=RANK:MICRO``: the same, but a 20 s sleep in Python: a survivor still busy
+  when torchrun, having seen another process die, stops it with SIGTERM.
 
 The production code has no test hooks: the seams are ``timesformer.checkpoints.io.save_file``
 (what every safetensors write calls) and ``Trainer._check_finite`` (called once per batch).
@@ -54,11 +56,15 @@ def _install_faults() -> None:
         io.save_file = save_then_die
 
     faults = {}
-    for var, sig in (("TS_FAULT_DIE_AT", signal.SIGKILL), ("TS_FAULT_HANG_AT", signal.SIGSTOP)):
+    for var, fault in (
+        ("TS_FAULT_DIE_AT", signal.SIGKILL),
+        ("TS_FAULT_HANG_AT", signal.SIGSTOP),
+        ("TS_FAULT_PAUSE_AT", "pause"),
+    ):
         if os.environ.get(var):
             rank, micro = (int(x) for x in os.environ[var].split(":"))
             if rank == int(os.environ.get("RANK", "0")):
-                faults[micro] = sig
+                faults[micro] = fault
     if faults:
         real_check = Trainer._check_finite
         count = [0]
@@ -66,8 +72,11 @@ def _install_faults() -> None:
         def check_then_fault(self, loss, epoch, step):
             real_check(self, loss, epoch, step)
             count[0] += 1
-            if count[0] in faults:
-                os.kill(os.getpid(), faults[count[0]])
+            fault = faults.get(count[0])
+            if fault == "pause":
+                time.sleep(20)
+            elif fault is not None:
+                os.kill(os.getpid(), fault)
 
         Trainer._check_finite = check_then_fault
 

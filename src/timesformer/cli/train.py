@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from timesformer.engine.config import load_config, packaged_config
+
+if TYPE_CHECKING:
+    from timesformer.engine import Trainer
+    from timesformer.engine.distributed import DistInfo
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +60,7 @@ def resolve_config_files(names: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from timesformer.engine import Trainer, final_evaluation
+    from timesformer.engine import Trainer
     from timesformer.engine.distributed import shutdown
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -57,18 +68,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg)
     info = trainer.info
     try:
-        trainer.fit()
-        if not args.no_test:
-            result = final_evaluation(trainer)
-            if trainer.info.is_main:
-                print(
-                    f"test ({result.num_views} views/video, {result.num_videos} videos): "
-                    f"video top-1 {100 * result.video_top1:.1f}%, top-5 "
-                    f"{100 * result.video_top5:.1f}%, clip top-1 {100 * result.clip_top1:.1f}%"
-                    + (f", {len(result.failed)} failed" if result.failed else "")
-                )
-        if trainer.info.is_main:
-            print(f"run folder: {trainer.out}")
+        with stopped_by_sigterm(info, trainer.resume_hint()):
+            _train_and_test(trainer, args)
     finally:
         # DDP's reducer holds the process group: dropped first, so that destroying the group
         # ends Gloo's threads while the interpreter is whole. Left to the interpreter's exit,
@@ -77,3 +78,66 @@ def run(args: argparse.Namespace) -> int:
         gc.collect()
         shutdown(info)
     return 0
+
+
+def _train_and_test(trainer: Trainer, args: argparse.Namespace) -> None:
+    """Train, then (unless ``--no-test``) the multi-view test on the val split."""
+    from timesformer.engine import final_evaluation
+
+    trainer.fit()
+    if not args.no_test:
+        result = final_evaluation(trainer)
+        if trainer.info.is_main:
+            print(
+                f"test ({result.num_views} views/video, {result.num_videos} videos): "
+                f"video top-1 {100 * result.video_top1:.1f}%, top-5 "
+                f"{100 * result.video_top5:.1f}%, clip top-1 {100 * result.clip_top1:.1f}%"
+                + (f", {len(result.failed)} failed" if result.failed else "")
+            )
+    if trainer.info.is_main:
+        print(f"run folder: {trainer.out}")
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm(info: DistInfo, resume_hint: str) -> Iterator[None]:
+    """While a run trains: SIGTERM ends the process with one line that says so and how to go
+    on, where it would otherwise end it without a word.
+
+    torchrun sends it to every process of a run as soon as it sees one of them fail, and a job
+    scheduler sends it to end a job. A process of a run whose peer died usually reads the broken
+    connection first and reports that (``DistributedFailure``), but torchrun's SIGTERM can come
+    before it does; either way it prints one line. Once a ``DistributedFailure`` is on its way
+    out, SIGTERM is ignored, so that its line is not cut short or followed by a second one. The
+    process ends as SIGTERM's default would (no clean-up; checkpoints are written atomically),
+    with status 128 + 15."""
+    from timesformer.engine.distributed import DistributedFailure
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    who = f"rank {info.rank} of {info.world_size} " if info.enabled else ""
+    why = (
+        "torchrun stops every process of a run when one of them fails (its report names it), "
+        "and a job scheduler stops a job this way"
+        if info.enabled
+        else "by a job scheduler or a kill"
+    )
+
+    def stop(signum: int, frame: object) -> None:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"timesformer train: error: {who}stopped by SIGTERM ({why}); {resume_hint}\n"
+        )
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except DistributedFailure:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+    except BaseException:
+        signal.signal(signal.SIGTERM, previous)
+        raise
+    signal.signal(signal.SIGTERM, previous)

@@ -185,7 +185,8 @@ class Trainer:
             S.prune(self.ckpt_dir, self.cfg.run.keep_last)
         barrier(self.info)
 
-    def _resume_hint(self) -> str:
+    def resume_hint(self) -> str:
+        """How to go on after a stopped run: the same command resumes from its checkpoints."""
         return (
             f"start the same command again to resume from the newest checkpoint in {self.ckpt_dir}"
         )
@@ -308,7 +309,7 @@ class Trainer:
         time-limited slot runs a few epochs, and the next one resumes from the checkpoint)."""
         # A process that dies or hangs mid-run stops the others at their next collective:
         # one clear line, and the checkpoints on disk to resume from.
-        with comm_failures(self.info, self._resume_hint()):
+        with comm_failures(self.info, self.resume_hint()):
             return self._fit(stop_after)
 
     def _fit(self, stop_after: int | None) -> dict[str, Any]:
