@@ -338,6 +338,17 @@ try:
     with stopped_by_sigterm(info, "start the same command again to resume from X"):
         if sys.argv[3] == "failure":
             raise DistributedFailure("rank 0 of 2 lost contact with the other processes")
+        if sys.argv[3] == "fork":  # a DataLoader worker, forked with the handler in place
+            ready, told = os.pipe()
+            child = os.fork()
+            if child == 0:
+                os.write(told, b"r")  # running: a signal sent earlier could be lost in the fork
+                time.sleep(30)
+                os._exit(0)
+            os.read(ready, 1)
+            os.kill(child, signal.SIGTERM)
+            print("worker status", os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+            sys.exit(0)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)
 except DistributedFailure as err:
@@ -375,6 +386,13 @@ def test_sigterm_stops_a_run_with_one_line(world):
         )
         + "); start the same command again to resume from X"
     ]
+
+
+def test_sigterm_ends_a_forked_worker_without_a_line():
+    done = _sigterm_child("0", "2", "fork")
+    assert done.returncode == 0
+    assert done.stdout == "epoch 1 done\nworker status 143\n"
+    assert done.stderr == ""
 
 
 def test_sigterm_after_a_lost_connection_leaves_that_line_alone():
