@@ -338,7 +338,7 @@ try:
     with stopped_by_sigterm(info, "start the same command again to resume from X"):
         if sys.argv[3] == "failure":
             raise DistributedFailure("rank 0 of 2 lost contact with the other processes")
-        if sys.argv[3] == "fork":  # a DataLoader worker, forked with the handler in place
+        if sys.argv[3] == "fork":  # a child forked with the handler in place
             ready, told = os.pipe()
             child = os.fork()
             if child == 0:

@@ -84,12 +84,13 @@ def test_a_dead_rank_stops_the_run_and_resume_matches(tiny_set, tmp_path):
 
 def test_a_survivor_that_torchrun_stops_first_says_so(tiny_set, tmp_path):
     # Rank 0 is busy (asleep in Python) when rank 1 dies, so torchrun's SIGTERM reaches it
-    # before any broken connection could: its one line says it was stopped, and why.
+    # before any broken connection could: its one line says it was stopped, and why. With a
+    # DataLoader worker per process, which the signal to the process group reaches too.
     output = fail_then_resume(
         tiny_set,
         tmp_path / "paused",
         {"TS_FAULT_DIE_AT": FAULT_AT, "TS_FAULT_PAUSE_AT": "0:" + FAULT_AT.split(":")[1]},
-        {},
+        {"data.workers": 1},
         limit_s=90,
     )
     assert "stopped by SIGTERM" in the_error_line(output)

@@ -109,8 +109,8 @@ def stopped_by_sigterm(info: DistInfo, resume_hint: str) -> Iterator[None]:
     before it does; either way it prints one line. Once a ``DistributedFailure`` is on its way
     out, SIGTERM is ignored, so that its line is not cut short or followed by a second one. The
     process ends as SIGTERM's default would (no clean-up; checkpoints are written atomically),
-    with status 128 + 15. Forked DataLoader workers, which torchrun's SIGTERM to the process
-    group reaches too, end without a line."""
+    with status 128 + 15. A forked child, which torchrun's SIGTERM to the process group
+    reaches too, ends without a line."""
     from timesformer.engine.distributed import DistributedFailure
 
     if threading.current_thread() is not threading.main_thread():
@@ -127,8 +127,8 @@ def stopped_by_sigterm(info: DistInfo, resume_hint: str) -> Iterator[None]:
     owner = os.getpid()
 
     def stop(signum: int, frame: object) -> None:
-        if os.getpid() != owner:  # a forked DataLoader worker, which inherits the handler
-            os._exit(128 + signum)  # ends as SIGTERM's default would, without a word
+        if os.getpid() != owner:  # a forked child, which inherits the handler (PyTorch's
+            os._exit(128 + signum)  # DataLoader workers set their own): ends without a word
         sys.stdout.flush()
         sys.stderr.write(
             f"timesformer train: error: {who}stopped by SIGTERM ({why}); {resume_hint}\n"
