@@ -382,7 +382,7 @@ def test_sigterm_stops_a_run_with_one_line(world):
             "torchrun stops every process of a run when one of them fails (its report names "
             "it), and a job scheduler stops a job this way"
             if world == 2
-            else "by a job scheduler or a kill"
+            else "a job scheduler or a kill"
         )
         + "); start the same command again to resume from X"
     ]

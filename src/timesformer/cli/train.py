@@ -121,7 +121,7 @@ def stopped_by_sigterm(info: DistInfo, resume_hint: str) -> Iterator[None]:
         "torchrun stops every process of a run when one of them fails (its report names it), "
         "and a job scheduler stops a job this way"
         if info.enabled
-        else "by a job scheduler or a kill"
+        else "a job scheduler or a kill"
     )
 
     owner = os.getpid()
