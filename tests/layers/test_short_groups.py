@@ -233,12 +233,12 @@ def test_a_compiled_layer_probes_the_kernel_while_traced_in_the_interpreter():
     assert got["output"] < 2e-2
 
 
-def _compiled() -> dict:
-    """A function calling the kernel, compiled as one graph, against the plain softmax
-    attention in eager mode: output and gradient differences, and the kernels' launches."""
-    launches = {}
+def _count_launches() -> dict[str, int]:
+    """Both kernels replaced by wrappers that count their launches (``kernel[grid]``), by
+    pass: the returned dict fills as they run."""
+    launches: dict[str, int] = {}
 
-    class Counted:  # a kernel whose launches (kernel[grid]) are counted
+    class Counted:
         def __init__(self, name, kernel):
             self.name, self.kernel = name, kernel
 
@@ -248,6 +248,13 @@ def _compiled() -> dict:
 
     short_groups._forward_kernel = Counted("forward", short_groups._forward_kernel)
     short_groups._backward_kernel = Counted("backward", short_groups._backward_kernel)
+    return launches
+
+
+def _compiled() -> dict:
+    """A function calling the kernel, compiled as one graph, against the plain softmax
+    attention in eager mode: output and gradient differences, and the kernels' launches."""
+    launches = _count_launches()
 
     def kernel(qkv):
         return short_groups.short_group_attention(qkv * 1.5, 0.125).transpose(1, 2)
@@ -276,16 +283,8 @@ def _compiled_layer() -> dict:
     takes any: the real probe runs while the graph is traced, then the graph launches the
     kernels. Returns the probe's answers, the launches and the output's difference from the
     layer without the kernel."""
-    launches = []
-    forward = short_groups._forward_kernel
-
-    class Counted:  # the forward kernel, its launches counted
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return forward[grid]
-
+    launches = _count_launches()
     attention._kernel_device = lambda qkv: True
-    short_groups._forward_kernel = Counted()
     torch.manual_seed(0)
     layer = Attention(32, 2).to(torch.bfloat16)
     x = torch.randn(5, 8, 32, dtype=torch.bfloat16)
@@ -294,7 +293,7 @@ def _compiled_layer() -> dict:
     want = layer(x)
     return {
         "probed": {str(key): why for key, why in short_groups._PROBED.items()},
-        "launches": len(launches),
+        "launches": launches.get("forward", 0),
         "output": (got.float() - want.float()).abs().max().item(),
     }
 

@@ -140,9 +140,7 @@ def stopped_by_sigterm(info: DistInfo, resume_hint: str) -> Iterator[None]:
     try:
         yield
     except DistributedFailure:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        previous = signal.SIG_IGN  # its line is on its way out: nothing may cut it short
         raise
-    except BaseException:
+    finally:
         signal.signal(signal.SIGTERM, previous)
-        raise
-    signal.signal(signal.SIGTERM, previous)

@@ -77,15 +77,15 @@ def unavailable(device: torch.device, dtype: torch.dtype, head_dim: int) -> str 
     when a program needs more registers or shared memory than the card has), and the answer is
     kept. Its arguments are plain values, never a tensor being traced, so the attention layer
     asks it while ``torch.compile`` traces too (``attention._kernel_unavailable``)."""
-    key = (torch.device(device), dtype, head_dim)
+    key = (device, dtype, head_dim)
     if key in _PROBED:  # every call but the first: the answer kept
         return _PROBED[key]
-    if key[0].type == "cuda" and torch.cuda.is_current_stream_capturing():
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return None  # no probe inside a CUDA graph's capture: it would be recorded there
     try:
         # A failed build raises at the launch, so no synchronisation is needed to see it.
         for length in PROBE_LENGTHS:
-            one = torch.randn(1, length, 3, 1, head_dim, device=key[0]).to(dtype)
+            one = torch.randn(1, length, 3, 1, head_dim, device=device).to(dtype)
             _attention(one, 1.0)
             _attention_backward(one, one[:, :, 0], 1.0)
         _PROBED[key] = None
