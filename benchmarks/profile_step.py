@@ -1,12 +1,14 @@
 """Where the time goes: the operator profile of ours and the peer, side by side.
 
-One bf16 training step (forward + backward under autocast) or one bf16 inference forward of
+One bf16 training step (forward + backward under autocast) or one inference forward (bf16
+weights, the peer under bf16 autocast; or both in fp32 with ``--dtype fp32``) of
 TimeSformer-Base (divided or joint, 8 x 224, batch 1 unless ``--batch``), ours and transformers'
 model with the same weights, profiled with ``torch.profiler`` after a warm-up. Prints the top
 operators by self time (GPU kernel time with ``--device cuda``).
 
     .venv/bin/python benchmarks/profile_step.py --what train
     .venv/bin/python benchmarks/profile_step.py --what infer --attention joint
+    .venv/bin/python benchmarks/profile_step.py --what infer --dtype fp32 --no-peer
     python3 benchmarks/profile_step.py --what train --device cuda --batch 32
     python3 benchmarks/profile_step.py --what train --device cuda --batch 32 --compile --no-peer
 
@@ -34,6 +36,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="ours under torch.compile")
     parser.add_argument("--setting", default="default", help="attention choices (CUDA)")
     parser.add_argument("--no-peer", action="store_true", help="profile ours only")
+    parser.add_argument(
+        "--dtype", choices=("bf16", "fp32"), default="bf16", help="inference: bf16 weights or fp32"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     _set(_settings([args.setting])[args.setting])
@@ -48,13 +53,14 @@ def main() -> None:
     if args.what == "train":
         ours.train()
         peer.train()
-    else:
+    elif args.dtype == "bf16":
         ours.to(torch.bfloat16)
         x = x.to(torch.bfloat16)
 
     def run(model, fn):
         if args.what == "infer":
-            with torch.no_grad(), autocast(device, enabled=model is peer):
+            peer_autocast = model is peer and args.dtype == "bf16"
+            with torch.no_grad(), autocast(device, enabled=peer_autocast):
                 fn()
             return
         train_step(model, fn, label, device)()
@@ -72,7 +78,8 @@ def main() -> None:
             run(model, fn)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-        print(f"\n{name}, {args.attention}, bf16 {args.what}, batch {args.batch}, {args.setting}")
+        what = f"{'bf16' if args.what == 'train' else args.dtype} {args.what}"
+        print(f"\n{name}, {args.attention}, {what}, batch {args.batch}, {args.setting}")
         print(prof.key_averages().table(sort_by=sort, row_limit=args.rows))
 
 
