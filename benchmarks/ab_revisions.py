@@ -1,0 +1,162 @@
+"""Our model at two revisions, side by side: is a change faster, and by how much?
+
+A change worth 1-3% is lost in the noise of two runs on a shared machine. This runs the
+working tree's ``src/`` and another revision's (``git archive``) in two worker processes that
+take turns, one timed step each per rep, so that both see the same load. Each worker builds
+TimeSformer-Base (divided unless ``--attention``, 8 x 224, batch 1) with the same seed and times
+one bf16 training step (forward + backward under autocast, no optimizer, as ``bench_model.py``),
+one fp32 inference forward, or one bf16-weights inference forward; the one not running waits
+idle on its pipe. Prints and writes the medians and the per-rep ratio (median and quartiles).
+
+    .venv/bin/python benchmarks/ab_revisions.py --base HEAD~3 --what train
+    .venv/bin/python benchmarks/ab_revisions.py --base 537344a --what fp32 --reps 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WHATS = {
+    "train": "bf16 training step (fwd + bwd)",
+    "fp32": "fp32 inference",
+    "bf16": "bf16 inference, bf16 weights",
+}
+
+
+def worker(what: str, attention: str) -> None:
+    """Build the model from whichever ``timesformer`` is on the path; then, per line read,
+    time one step and write its seconds."""
+    import torch
+    import torch.nn.functional as F
+
+    import timesformer
+
+    torch.manual_seed(0)
+    model = timesformer.create_model(
+        "timesformer_base", attention=attention, num_classes=400, drop_path_rate=0.0
+    )
+    with torch.no_grad():  # as bench_model.build_pair: every part computes something
+        for name, p in model.named_parameters():
+            if name == "time_embed" or "temporal_fc" in name:
+                p.normal_(0, 0.02)
+    x = torch.randn(1, 3, 8, 224, 224, generator=torch.Generator().manual_seed(1))
+    label = torch.tensor([3])
+    if what == "train":
+        model.train()
+
+        def step() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = model(x)
+            F.cross_entropy(logits.float(), label).backward()
+            model.zero_grad(set_to_none=True)
+
+    else:
+        model.eval()
+        if what == "bf16":
+            model.to(torch.bfloat16)
+            x = x.to(torch.bfloat16)
+
+        def step() -> None:
+            with torch.no_grad():
+                model(x)
+
+    step()  # warm-up: packing, allocator
+    for _ in sys.stdin:
+        t0 = time.perf_counter()
+        step()
+        print(time.perf_counter() - t0, flush=True)
+
+
+def start(src: Path, args: argparse.Namespace) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    cmd = [sys.executable, __file__, "--worker", "--what", args.what, "--attention", args.attention]
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def timed(proc: subprocess.Popen) -> float:
+    proc.stdin.write("run\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"ab_revisions: a worker stopped (exit {proc.wait()})")
+    return float(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="HEAD", help="revision to hold the working tree against")
+    parser.add_argument("--what", choices=tuple(WHATS), default="train")
+    parser.add_argument("--attention", default="divided")
+    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.what, args.attention)
+        return 0
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", args.base], cwd=REPO, capture_output=True, text=True
+    )
+    if rev.returncode:
+        raise SystemExit(f"ab_revisions: {args.base}: not a revision of this repository")
+    base_rev = rev.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    work = f"{head}{' + uncommitted changes' if dirty else ''}"
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "archive", base_rev, "src"], cwd=REPO, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        procs = {"base": start(Path(tmp) / "src", args), "work": start(REPO / "src", args)}
+        try:
+            times: dict[str, list[float]] = {k: [] for k in procs}
+            for _ in range(args.reps):
+                for k, proc in procs.items():
+                    times[k].append(timed(proc))
+        finally:
+            for proc in procs.values():
+                proc.stdin.close()
+                proc.wait()
+    ratios = [b / w for b, w in zip(times["base"], times["work"], strict=True)]
+    lo, mid, hi = statistics.quantiles(ratios, n=4)
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    text = "\n".join(
+        [
+            f"# A/B: {WHATS[args.what]}, {work} against {base_rev}",
+            "",
+            f"TimeSformer-Base, {args.attention}, 8 x 224, batch 1; two worker processes taking "
+            f"turns, {args.reps} reps after a warm-up (benchmarks/ab_revisions.py).",
+            "",
+            "| revision | median (ms) |",
+            "|---|---:|",
+            f"| {base_rev} | {med['base']:.0f} |",
+            f"| {work} | {med['work']:.0f} |",
+            "",
+            f"Speed-up, rep by rep: **{mid:.3f}x** (quartiles {lo:.3f}-{hi:.3f}x).",
+            "",
+            f"Command: `.venv/bin/python benchmarks/ab_revisions.py --base {args.base} "
+            f"--what {args.what} --reps {args.reps}`",
+            "",
+        ]
+    )
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
