@@ -166,14 +166,16 @@ def test_inference_fold_of_proj_and_fc_equals_the_two_linears(scheme):
     assert torch.allclose(replaced, unfolded, atol=1e-5)
 
 
-def test_drop_path_scales_the_folded_training_product_as_it_scaled_proj():
+@pytest.mark.parametrize("rate", [0.9, 0.0])
+def test_drop_path_scales_the_folded_training_product_as_it_scaled_proj(rate):
     """Training folds fc(drop_path(proj(y))) into one product: drop_path must still scale proj's
-    part and not fc's bias. Checked against the two linears, with the same random draws."""
-    model = randomize(tiny("divided", drop_path_rate=0.9)).train()
+    part and not fc's bias (without drop_path, fc's bias joins the product's). Checked against
+    the two linears, with the same random draws: the outputs and every gradient."""
+    model = randomize(tiny("divided", drop_path_rate=rate)).train()
     block = model.blocks[1]
 
     grid = Grid(4, 4, 4)
-    x = torch.randn(2, 65, 32, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(2, 65, 32, generator=torch.Generator().manual_seed(2), requires_grad=True)
 
     def two_linears(x):
         cls_tok, p = x[:, :1], x[:, 1:]
@@ -187,11 +189,20 @@ def test_drop_path_scales_the_folded_training_product_as_it_scaled_proj():
         x = torch.cat((cls_tok + cls_res, p + block.ungroup("last", res[:, 1:], grid, 2)), dim=1)
         return x + block.drop_path(block.mlp(block.norm2(x)))
 
+    def grads(out):
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+        params = [x, *block.parameters()]
+        return torch.autograd.grad((out * weights).sum(), params)
+
     for seed in range(3):
         torch.manual_seed(seed)
         fast = block(x, grid)
         torch.manual_seed(seed)
-        torch.testing.assert_close(fast, two_linears(x), atol=1e-5, rtol=1e-5)
+        slow = two_linears(x)
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+        for a, b in zip(grads(fast), grads(slow), strict=True):
+            # drop_path's 1 / (1 - p) = 10 scales the rounding in the gradients too.
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def _logits(model, x, cls_only: bool):

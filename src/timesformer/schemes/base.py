@@ -111,7 +111,9 @@ class SchemeBlock(nn.Module):
         alone, for a last block whose patch outputs nobody reads
         (see ``TimeSformer.forward_features``)."""
         b, _, d = x.shape
-        cls_tok, p = x[:, :1], x[:, 1:]
+        # split rather than two slices: the backward then joins the two gradients with one
+        # copy, where each slice's backward would fill a zero tensor of x's size.
+        cls_tok, p = x.split((1, x.shape[1] - 1), dim=1)
         inference = not (self.training or torch.is_grad_enabled())
         for step, norm, attn, fc in self.extra_step_modules():
             # fc(proj(y)) is one linear map y W^T + c with W = W_fc W_proj (fc and proj are both
@@ -126,10 +128,16 @@ class SchemeBlock(nn.Module):
                 # backward) against the M D^2 (3 M D^2) of the product it saves for M tokens:
                 # worth it from one clip's N*T tokens on (a test of the grid, not of the batch,
                 # so that an exported graph keeps a dynamic batch axis).
-                # drop_path scales proj's output, not fc's bias, hence the bias split.
                 weight = fc.weight @ attn.proj.weight
-                res = self.drop_path(F.linear(y, weight, fc.weight @ attn.proj.bias))
-                p = p + (self.ungroup(step, res, grid, b) + fc.bias)
+                bias = fc.weight @ attn.proj.bias
+                if self.drop_path.p == 0.0 or not self.training:
+                    # Nothing scales proj's output: fc's bias joins the product's.
+                    res = F.linear(y, weight, bias + fc.bias)
+                    p = p + self.ungroup(step, res, grid, b)
+                else:
+                    # drop_path scales proj's output, not fc's bias, hence the bias split.
+                    res = self.drop_path(F.linear(y, weight, bias))
+                    p = p + (self.ungroup(step, res, grid, b) + fc.bias)
             else:
                 res = self.drop_path(attn.proj(y))
                 p = p + fc(self.ungroup(step, res, grid, b))
@@ -140,11 +148,12 @@ class SchemeBlock(nn.Module):
         queries = 1 if cls_only else None
         res = self.attn(self.norm1(torch.cat((cls_copies, seqs), dim=1)), queries=queries)
         res = self.drop_path(res)
-        cls_res = res[:, 0].reshape(b, g, d).mean(dim=1, keepdim=True)
         if cls_only:
-            x = cls_tok + cls_res
+            x = cls_tok + res.reshape(b, g, d).mean(dim=1, keepdim=True)
         else:
-            p_res = self.ungroup("last", res[:, 1:], grid, b)
+            cls_res, p_res = res.split((1, res.shape[1] - 1), dim=1)  # as x's split above
+            cls_res = cls_res.reshape(b, g, d).mean(dim=1, keepdim=True)
+            p_res = self.ungroup("last", p_res, grid, b)
             x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
