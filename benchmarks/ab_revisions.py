@@ -10,6 +10,9 @@ idle on its pipe. Prints and writes the medians and the per-rep ratio (median an
 
     .venv/bin/python benchmarks/ab_revisions.py --base HEAD~3 --what train
     .venv/bin/python benchmarks/ab_revisions.py --base 537344a --what fp32 --reps 12
+    .venv/bin/python benchmarks/ab_revisions.py --base HEAD~2 --work HEAD~1 --what train
+
+``--work REV`` takes that revision in place of the working tree.
 """
 
 from __future__ import annotations
@@ -90,9 +93,31 @@ def timed(proc: subprocess.Popen) -> float:
     return float(line)
 
 
+def _revision(name: str) -> str:
+    """A revision's short hash; exits with one line if there is none."""
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "--verify", f"{name}^{{commit}}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if rev.returncode:
+        raise SystemExit(f"ab_revisions: {name}: not a revision of this repository")
+    return rev.stdout.strip()
+
+
+def _extract(rev: str, into: Path) -> Path:
+    """``src/`` of ``rev`` written under ``into``; returns its path."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev, "src"], cwd=REPO, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "src"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="HEAD", help="revision to hold the working tree against")
+    parser.add_argument("--work", default=None, help="revision in place of the working tree")
     parser.add_argument("--what", choices=tuple(WHATS), default="train")
     parser.add_argument("--attention", default="divided")
     parser.add_argument("--reps", type=int, default=9)
@@ -102,25 +127,20 @@ def main() -> int:
     if args.worker:
         worker(args.what, args.attention)
         return 0
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", args.base], cwd=REPO, capture_output=True, text=True
-    )
-    if rev.returncode:
-        raise SystemExit(f"ab_revisions: {args.base}: not a revision of this repository")
-    base_rev = rev.stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    work = f"{head}{' + uncommitted changes' if dirty else ''}"
+    if args.reps < 2:
+        parser.error("--reps must be at least 2 (the quartiles of the per-rep ratio)")
+    base_rev = _revision(args.base)
+    if args.work:
+        work = _revision(args.work)
+    else:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        work = f"{_revision('HEAD')}{' + uncommitted changes' if dirty else ''}"
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(
-            ["git", "archive", base_rev, "src"], cwd=REPO, capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        procs = {"base": start(Path(tmp) / "src", args), "work": start(REPO / "src", args)}
+        base_src = _extract(base_rev, Path(tmp) / "base")
+        work_src = _extract(work, Path(tmp) / "work") if args.work else REPO / "src"
+        procs = {"base": start(base_src, args), "work": start(work_src, args)}
         try:
             times: dict[str, list[float]] = {k: [] for k in procs}
             for _ in range(args.reps):
@@ -148,7 +168,8 @@ def main() -> int:
             f"Speed-up, rep by rep: **{mid:.3f}x** (quartiles {lo:.3f}-{hi:.3f}x).",
             "",
             f"Command: `.venv/bin/python benchmarks/ab_revisions.py --base {args.base} "
-            f"--what {args.what} --reps {args.reps}`",
+            + (f"--work {args.work} " if args.work else "")
+            + f"--what {args.what} --reps {args.reps}`",
             "",
         ]
     )
