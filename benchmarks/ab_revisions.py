@@ -18,6 +18,7 @@ idle on its pipe. Prints and writes the medians and the per-rep ratio (median an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -93,6 +94,21 @@ def timed(proc: subprocess.Popen) -> float:
     return float(line)
 
 
+def _machine() -> str:
+    """The CPU's model name and count, and the torch the workers import."""
+    import platform
+
+    import torch
+
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name}, {os.cpu_count()} CPUs; torch {torch.__version__}"
+
+
 def _revision(name: str) -> str:
     """A revision's short hash; exits with one line if there is none."""
     rev = subprocess.run(
@@ -157,8 +173,9 @@ def main() -> int:
         [
             f"# A/B: {WHATS[args.what]}, {work} against {base_rev}",
             "",
-            f"TimeSformer-Base, {args.attention}, 8 x 224, batch 1; two worker processes taking "
-            f"turns, {args.reps} reps after a warm-up (benchmarks/ab_revisions.py).",
+            f"Machine: {_machine()}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; two "
+            f"worker processes taking turns, {args.reps} reps after a warm-up "
+            "(benchmarks/ab_revisions.py).",
             "",
             "| revision | median (ms) |",
             "|---|---:|",
