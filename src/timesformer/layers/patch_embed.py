@@ -29,7 +29,7 @@ class PatchEmbed(nn.Module):
         # order of the kernel's (C, P, P) weights, times the (D, C*P*P) flattened kernel. As a
         # linear product it takes the prepacked path at CPU inference, its output comes out in
         # the (B, T, H', W', D) layout with no copy, and its weight gradient is one matrix
-        # product, where oneDNN's convolution backward ran at a tenth of the machine's bf16
+        # product, where oneDNN's convolution backward ran at 8% of the Intel machine's bf16
         # limit (results/training_products_cpu_intel.md). int8 leaves it in float, as it left
         # the convolution (results/int8_cpu.md measured that).
         patches = x.reshape(b, c, t, hp, p, wp, p).permute(0, 2, 3, 5, 1, 4, 6)
