@@ -7,6 +7,9 @@ TimeSformer-Base (divided unless ``--attention``, 8 x 224, batch 1) with the sam
 one bf16 training step (forward + backward under autocast, no optimizer, as ``bench_model.py``),
 one fp32 inference forward, or one bf16-weights inference forward; the one not running waits
 idle on its pipe. Prints and writes the medians and the per-rep ratio (median and quartiles).
+With ``--peer`` a third worker, transformers' model with the same weights (the peer of
+``bench_model.py``, under bf16 autocast for ``bf16``), takes its turn too, each model then in a
+process of its own.
 
     .venv/bin/python benchmarks/ab_revisions.py --base HEAD~3 --what train
     .venv/bin/python benchmarks/ab_revisions.py --base 537344a --what fp32 --reps 12
@@ -35,13 +38,18 @@ WHATS = {
 }
 
 
-def worker(what: str, attention: str) -> None:
-    """Build the model from whichever ``timesformer`` is on the path; then, per line read,
-    time one step and write its seconds."""
+def worker(what: str, attention: str, peer: bool = False) -> None:
+    """Build the model from whichever ``timesformer`` is on the path (with ``peer``,
+    transformers' model holding its weights); then, per line read, time one step and write its
+    seconds."""
+    import contextlib
+    import tempfile
+
     import torch
     import torch.nn.functional as F
 
     import timesformer
+    from timesformer.checkpoints.hf import export_hf
 
     torch.manual_seed(0)
     model = timesformer.create_model(
@@ -53,24 +61,41 @@ def worker(what: str, attention: str) -> None:
                 p.normal_(0, 0.02)
     x = torch.randn(1, 3, 8, 224, 224, generator=torch.Generator().manual_seed(1))
     label = torch.tensor([3])
+    autocast = contextlib.nullcontext
+    if peer:  # as bench_model.build_pair: the same weights, frames (B, T, C, H, W)
+        from transformers import TimesformerForVideoClassification
+
+        with tempfile.TemporaryDirectory() as tmp:
+            export_hf(model, tmp)
+            hf = TimesformerForVideoClassification.from_pretrained(tmp)
+        x = x.transpose(1, 2).contiguous()
+
+        def forward(x):
+            return hf(pixel_values=x).logits
+
+        model = hf
+        if what == "bf16":  # the peer's bf16 is autocast (it has no bf16-weights path)
+            autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    else:
+        forward = model
     if what == "train":
         model.train()
 
         def step() -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(x)
+                logits = forward(x)
             F.cross_entropy(logits.float(), label).backward()
             model.zero_grad(set_to_none=True)
 
     else:
         model.eval()
-        if what == "bf16":
+        if what == "bf16" and not peer:
             model.to(torch.bfloat16)
             x = x.to(torch.bfloat16)
 
         def step() -> None:
-            with torch.no_grad():
-                model(x)
+            with torch.no_grad(), autocast():
+                forward(x)
 
     step()  # warm-up: packing, allocator
     for _ in sys.stdin:
@@ -79,9 +104,10 @@ def worker(what: str, attention: str) -> None:
         print(time.perf_counter() - t0, flush=True)
 
 
-def start(src: Path, args: argparse.Namespace) -> subprocess.Popen:
+def start(src: Path, args: argparse.Namespace, peer: bool = False) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(src))
     cmd = [sys.executable, __file__, "--worker", "--what", args.what, "--attention", args.attention]
+    cmd += ["--peer"] if peer else []
     return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -138,10 +164,13 @@ def main() -> int:
     parser.add_argument("--attention", default="divided")
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
+    parser.add_argument(
+        "--peer", action="store_true", help="a third worker: transformers' model, same weights"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.what, args.attention)
+        worker(args.what, args.attention, args.peer)
         return 0
     if args.reps < 2:
         parser.error("--reps must be at least 2 (the quartiles of the per-rep ratio)")
@@ -157,6 +186,8 @@ def main() -> int:
         base_src = _extract(base_rev, Path(tmp) / "base")
         work_src = _extract(work, Path(tmp) / "work") if args.work else REPO / "src"
         procs = {"base": start(base_src, args), "work": start(work_src, args)}
+        if args.peer:
+            procs["peer"] = start(REPO / "src", args, peer=True)
         try:
             times: dict[str, list[float]] = {k: [] for k in procs}
             for _ in range(args.reps):
@@ -166,9 +197,19 @@ def main() -> int:
             for proc in procs.values():
                 proc.stdin.close()
                 proc.wait()
-    ratios = [b / w for b, w in zip(times["base"], times["work"], strict=True)]
-    lo, mid, hi = statistics.quantiles(ratios, n=4)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+    def speedup(slow: str, fast: str) -> str:
+        ratios = [s / f for s, f in zip(times[slow], times[fast], strict=True)]
+        lo, mid, hi = statistics.quantiles(ratios, n=4)
+        return f"**{mid:.3f}x** (quartiles {lo:.3f}-{hi:.3f}x)"
+
+    peer_rows = [f"| the peer (transformers, {work}'s export) | {med['peer']:.0f} |"]
+    peer_lines = [
+        "",
+        f"Against the peer, rep by rep: {base_rev} {speedup('peer', 'base')}, "
+        f"{work} {speedup('peer', 'work')}.",
+    ]
     text = "\n".join(
         [
             f"# A/B: {WHATS[args.what]}, {work} against {base_rev}",
@@ -181,12 +222,14 @@ def main() -> int:
             "|---|---:|",
             f"| {base_rev} | {med['base']:.0f} |",
             f"| {work} | {med['work']:.0f} |",
+            *(peer_rows if args.peer else []),
             "",
-            f"Speed-up, rep by rep: **{mid:.3f}x** (quartiles {lo:.3f}-{hi:.3f}x).",
+            f"Speed-up, rep by rep: {speedup('base', 'work')}.",
+            *(peer_lines if args.peer else []),
             "",
             f"Command: `.venv/bin/python benchmarks/ab_revisions.py --base {args.base} "
             + (f"--work {args.work} " if args.work else "")
-            + f"--what {args.what} --reps {args.reps}`",
+            + f"--what {args.what} --reps {args.reps}{' --peer' if args.peer else ''}`",
             "",
         ]
     )
