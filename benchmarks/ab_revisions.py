@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import statistics
 import subprocess
@@ -42,14 +43,10 @@ def worker(what: str, attention: str, peer: bool = False) -> None:
     """Build the model from whichever ``timesformer`` is on the path (with ``peer``,
     transformers' model holding its weights); then, per line read, time one step and write its
     seconds."""
-    import contextlib
-    import tempfile
-
     import torch
     import torch.nn.functional as F
 
     import timesformer
-    from timesformer.checkpoints.hf import export_hf
 
     torch.manual_seed(0)
     model = timesformer.create_model(
@@ -65,6 +62,8 @@ def worker(what: str, attention: str, peer: bool = False) -> None:
     if peer:  # as bench_model.build_pair: the same weights, frames (B, T, C, H, W)
         from transformers import TimesformerForVideoClassification
 
+        from timesformer.checkpoints.hf import export_hf
+
         with tempfile.TemporaryDirectory() as tmp:
             export_hf(model, tmp)
             hf = TimesformerForVideoClassification.from_pretrained(tmp)
@@ -75,7 +74,7 @@ def worker(what: str, attention: str, peer: bool = False) -> None:
 
         model = hf
         if what == "bf16":  # the peer's bf16 is autocast (it has no bf16-weights path)
-            autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+            autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)
     else:
         forward = model
     if what == "train":
@@ -163,7 +162,7 @@ def main() -> int:
     parser.add_argument("--what", choices=tuple(WHATS), default="train")
     parser.add_argument("--attention", default="divided")
     parser.add_argument("--reps", type=int, default=9)
-    parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
+    parser.add_argument("--out", default=None, help="also write the table to this Markdown file")
     parser.add_argument(
         "--peer", action="store_true", help="a third worker: transformers' model, same weights"
     )
@@ -214,8 +213,8 @@ def main() -> int:
         [
             f"# A/B: {WHATS[args.what]}, {work} against {base_rev}",
             "",
-            f"Machine: {_machine()}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; two "
-            f"worker processes taking turns, {args.reps} reps after a warm-up "
+            f"Machine: {_machine()}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; "
+            f"{len(times)} worker processes taking turns, {args.reps} reps after a warm-up "
             "(benchmarks/ab_revisions.py).",
             "",
             "| revision | median (ms) |",
