@@ -1,20 +1,11 @@
-"""The shared layers: attention paths, drop path, patch and position embeddings."""
+"""The shared layers: attention paths, drop path, embedding resizing."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from timesformer.layers import (
-    Attention,
-    DropPath,
-    PatchEmbed,
-    quantize_int8,
-    resize_pos_embed,
-    resize_time_embed,
-)
-from timesformer.layers.linear import packed_weights
+from timesformer.layers import Attention, DropPath, resize_pos_embed, resize_time_embed
 
 
 def test_attention_fused_equals_plain_and_keeps_weights():
@@ -107,49 +98,3 @@ def test_attention_with_fewer_queries_equals_the_first_rows(grad):
         changed = attn(x, queries=2)
         assert not torch.allclose(changed, few, atol=1e-3)
         torch.testing.assert_close(changed, attn(x)[:, :2], atol=1e-5, rtol=1e-5)
-
-
-def _conv_embedding(embed: PatchEmbed, x: torch.Tensor) -> torch.Tensor:
-    """The reference's patch embedding: a stride-P convolution of every frame,
-    (B, C, T, H, W) -> (B, T, H', W', D)."""
-    b, c, t, h, w = x.shape
-    frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-    y = F.conv2d(frames, embed.proj.weight, embed.proj.bias, stride=embed.patch_size)
-    return y.permute(0, 2, 3, 1).reshape(b, t, h // embed.patch_size, w // embed.patch_size, -1)
-
-
-@pytest.mark.parametrize("grad", [False, True])
-def test_patch_embedding_is_the_strided_convolution(grad):
-    """One product per patch, at inference (the prepacked path) and in training (with the
-    gradients of the pixels and both parameters), on a non-square frame and two clips."""
-    torch.manual_seed(0)
-    embed = PatchEmbed(4, 3, 24)
-    x = torch.randn(2, 3, 5, 12, 8, requires_grad=grad)
-    with torch.set_grad_enabled(grad):
-        out, ref = embed(x), _conv_embedding(embed, x)
-    assert out.shape == (2, 5, 3, 2, 24)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    if grad:
-        w = torch.randn(out.shape)
-        params = (x, embed.proj.weight, embed.proj.bias)
-        ours = torch.autograd.grad((out * w).sum(), params)
-        theirs = torch.autograd.grad((ref * w).sum(), params)
-        for a, b in zip(ours, theirs, strict=True):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    else:
-        assert ("flat", torch.float32) in packed_weights(embed.proj)
-
-
-def test_patch_embedding_in_bf16_and_left_in_float_by_int8():
-    torch.manual_seed(0)
-    embed = PatchEmbed(4, 3, 24)
-    x = torch.randn(1, 3, 2, 8, 8)
-    with torch.no_grad():
-        ref = _conv_embedding(embed, x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = embed(x)
-        assert low.dtype == torch.bfloat16
-        torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
-        quantize_int8(embed)
-        torch.testing.assert_close(embed(x), ref, atol=1e-5, rtol=1e-5)
-    assert not any("int8" in key for key in packed_weights(embed.proj))

@@ -124,15 +124,14 @@ def linear(
     owner: nn.Module,
     key: str = "weight",
     gelu: bool = False,
-    int8: bool = True,
 ) -> Tensor:
     """``F.linear(x, weight, bias)`` (then exact GELU if ``gelu``): (..., K) -> (..., N).
 
     At CPU inference the product runs on ``weight`` reordered by oneDNN, cached for ``owner``
     under ``key``, with the GELU fused into it; or in int8 where ``owner`` was marked by
-    ``quantize_int8``, unless ``int8`` is False.
+    ``quantize_int8``.
     """
-    if int8 and int8_applies(x, weight, owner):
+    if int8_applies(x, weight, owner):
         out = _int8_linear(x.reshape(-1, x.shape[-1]), weight, bias, owner, key, gelu)
         if out is not None:
             return out.reshape(*x.shape[:-1], weight.shape[0])
