@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -37,7 +38,10 @@ def test_pairs_and_classes():
 def test_time_reversal_is_exact(class_name):
     """render(pair_of(c), p) == render(c, p)[::-1], bit for bit, for many parameters."""
     pair = synth._class_pair(class_name).name
-    rng = np.random.default_rng(abs(hash(class_name)) % 2**32)
+    # crc32, not hash(): str hashes change from process to process, and a few of the random
+    # parameter sets give "appearing" too little motion for the check below (a fresh clone's
+    # .ci/run failed on one).
+    rng = np.random.default_rng(zlib.crc32(class_name.encode()))
     for frames, size in ((16, 64), (7, 32)):
         params = sample_params(pair, rng, frames=frames, size=size)
         video = render(class_name, params)
