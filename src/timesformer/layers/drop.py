@@ -16,8 +16,13 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = float(p)
 
+    @property
+    def active(self) -> bool:
+        """Whether ``forward`` changes anything: training with p > 0."""
+        return self.p != 0.0 and self.training
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.p == 0.0 or not self.training:
+        if not self.active:
             return x
         keep = 1.0 - self.p
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)

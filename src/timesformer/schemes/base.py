@@ -130,7 +130,7 @@ class SchemeBlock(nn.Module):
                 # so that an exported graph keeps a dynamic batch axis).
                 weight = fc.weight @ attn.proj.weight
                 bias = fc.weight @ attn.proj.bias
-                if self.drop_path.p == 0.0 or not self.training:
+                if not self.drop_path.active:
                     # Nothing scales proj's output: fc's bias joins the product's.
                     res = F.linear(y, weight, bias + fc.bias)
                     p = p + self.ungroup(step, res, grid, b)
