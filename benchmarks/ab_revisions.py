@@ -21,8 +21,6 @@ process of its own.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import os
 import statistics
 import subprocess
@@ -41,60 +39,36 @@ WHATS = {
 
 def worker(what: str, attention: str, peer: bool = False) -> None:
     """Build the model from whichever ``timesformer`` is on the path (with ``peer``,
-    transformers' model holding its weights); then, per line read, time one step and write its
-    seconds."""
+    transformers' model holding its weights), as ``bench_model.py`` builds them; then, per line
+    read, time one step and write its seconds."""
     import torch
-    import torch.nn.functional as F
+    from bench_model import autocast, build_ours, build_peer, inputs, train_step
 
-    import timesformer
+    cpu = torch.device("cpu")
+    model = build_ours(attention, 8, 224, cpu)
+    x, x_peer = inputs(8, 224, cpu)
+    if peer:
+        model = build_peer(model, cpu)
 
-    torch.manual_seed(0)
-    model = timesformer.create_model(
-        "timesformer_base", attention=attention, num_classes=400, drop_path_rate=0.0
-    )
-    with torch.no_grad():  # as bench_model.build_pair: every part computes something
-        for name, p in model.named_parameters():
-            if name == "time_embed" or "temporal_fc" in name:
-                p.normal_(0, 0.02)
-    x = torch.randn(1, 3, 8, 224, 224, generator=torch.Generator().manual_seed(1))
-    label = torch.tensor([3])
-    autocast = contextlib.nullcontext
-    if peer:  # as bench_model.build_pair: the same weights, frames (B, T, C, H, W)
-        from transformers import TimesformerForVideoClassification
+        def forward():
+            return model(pixel_values=x_peer).logits
 
-        from timesformer.checkpoints.hf import export_hf
-
-        with tempfile.TemporaryDirectory() as tmp:
-            export_hf(model, tmp)
-            hf = TimesformerForVideoClassification.from_pretrained(tmp)
-        x = x.transpose(1, 2).contiguous()
-
-        def forward(x):
-            return hf(pixel_values=x).logits
-
-        model = hf
-        if what == "bf16":  # the peer's bf16 is autocast (it has no bf16-weights path)
-            autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)
     else:
-        forward = model
+        if what == "bf16":
+            model, x = model.to(torch.bfloat16), x.to(torch.bfloat16)
+
+        def forward():
+            return model(x)
+
     if what == "train":
         model.train()
-
-        def step() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = forward(x)
-            F.cross_entropy(logits.float(), label).backward()
-            model.zero_grad(set_to_none=True)
-
+        step = train_step(model, forward, torch.tensor([3]), cpu)
     else:
-        model.eval()
-        if what == "bf16" and not peer:
-            model.to(torch.bfloat16)
-            x = x.to(torch.bfloat16)
 
         def step() -> None:
-            with torch.no_grad(), autocast():
-                forward(x)
+            # The peer's bf16 is autocast: it has no bf16-weights path.
+            with torch.no_grad(), autocast(cpu, enabled=peer and what == "bf16"):
+                forward()
 
     step()  # warm-up: packing, allocator
     for _ in sys.stdin:
@@ -117,21 +91,6 @@ def timed(proc: subprocess.Popen) -> float:
     if not line:
         raise SystemExit(f"ab_revisions: a worker stopped (exit {proc.wait()})")
     return float(line)
-
-
-def _machine() -> str:
-    """The CPU's model name and count, and the torch the workers import."""
-    import platform
-
-    import torch
-
-    name = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"{name}, {os.cpu_count()} CPUs; torch {torch.__version__}"
 
 
 def _revision(name: str) -> str:
@@ -197,23 +156,29 @@ def main() -> int:
                 proc.stdin.close()
                 proc.wait()
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    import torch
+    from bench_model import _machine
+
+    machine = _machine(torch.device("cpu"))
 
     def speedup(slow: str, fast: str) -> str:
         ratios = [s / f for s, f in zip(times[slow], times[fast], strict=True)]
         lo, mid, hi = statistics.quantiles(ratios, n=4)
         return f"**{mid:.3f}x** (quartiles {lo:.3f}-{hi:.3f}x)"
 
-    peer_rows = [f"| the peer (transformers, {work}'s export) | {med['peer']:.0f} |"]
-    peer_lines = [
-        "",
-        f"Against the peer, rep by rep: {base_rev} {speedup('peer', 'base')}, "
-        f"{work} {speedup('peer', 'work')}.",
-    ]
+    peer_rows, peer_lines = [], []
+    if args.peer:
+        peer_rows = [f"| the peer (transformers, {work}'s export) | {med['peer']:.0f} |"]
+        peer_lines = [
+            "",
+            f"Against the peer, rep by rep: {base_rev} {speedup('peer', 'base')}, "
+            f"{work} {speedup('peer', 'work')}.",
+        ]
     text = "\n".join(
         [
             f"# A/B: {WHATS[args.what]}, {work} against {base_rev}",
             "",
-            f"Machine: {_machine()}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; "
+            f"Machine: {machine}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; "
             f"{len(times)} worker processes taking turns, {args.reps} reps after a warm-up "
             "(benchmarks/ab_revisions.py).",
             "",
@@ -221,10 +186,10 @@ def main() -> int:
             "|---|---:|",
             f"| {base_rev} | {med['base']:.0f} |",
             f"| {work} | {med['work']:.0f} |",
-            *(peer_rows if args.peer else []),
+            *peer_rows,
             "",
             f"Speed-up, rep by rep: {speedup('base', 'work')}.",
-            *(peer_lines if args.peer else []),
+            *peer_lines,
             "",
             f"Command: `.venv/bin/python benchmarks/ab_revisions.py --base {args.base} "
             + (f"--work {args.work} " if args.work else "")

@@ -125,8 +125,12 @@ def ratio_spread(slow: list[float], fast: list[float]) -> str:
 # ---------------------------------------------------------------------------- the models
 def build_pair(attention: str, frames: int, size: int, device: torch.device, classes: int = 400):
     """Our TimeSformer-Base and the transformers model with the same weights, in eval mode."""
-    from transformers import TimesformerForVideoClassification
+    ours = build_ours(attention, frames, size, device, classes)
+    return ours, build_peer(ours, device)
 
+
+def build_ours(attention: str, frames: int, size: int, device: torch.device, classes: int = 400):
+    """Our TimeSformer-Base from seed 0, in eval mode."""
     torch.manual_seed(0)
     ours = timesformer.create_model(
         "timesformer_base",
@@ -141,10 +145,17 @@ def build_pair(attention: str, frames: int, size: int, device: torch.device, cla
         for name, p in ours.named_parameters():
             if name == "time_embed" or "temporal_fc" in name:
                 p.normal_(0, 0.02)
+    return ours.eval().to(device)
+
+
+def build_peer(ours, device: torch.device):
+    """transformers' model holding ``ours``' weights (written by ``export_hf``), in eval mode."""
+    from transformers import TimesformerForVideoClassification
+
     with tempfile.TemporaryDirectory() as tmp:
         export_hf(ours, tmp)
         peer = TimesformerForVideoClassification.from_pretrained(tmp)
-    return ours.eval().to(device), peer.eval().to(device)
+    return peer.eval().to(device)
 
 
 def inputs(frames: int, size: int, device: torch.device, batch: int = 1):
