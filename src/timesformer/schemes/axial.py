@@ -32,13 +32,11 @@ class AxialBlock(SchemeBlock):
             return x.permute(0, 1, 3, 2, 4).reshape(b * h * t, w, d)
         return x.permute(0, 2, 3, 1, 4).reshape(b * w * t, h, d)  # groups (b, w, t), sequence h
 
-    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         d = y.shape[-1]
         h, w, t = grid.h, grid.w, grid.t
         if step == "temporal":
             return y.reshape(batch, h * w * t, d)
         if step == "width":
-            x = y.reshape(batch, h, t, w, d).permute(0, 1, 3, 2, 4)
-        else:
-            x = y.reshape(batch, w, t, h, d).permute(0, 3, 1, 2, 4)
-        return x.reshape(batch, h * w * t, d)
+            return y.reshape(batch, h, t, w, d).permute(0, 1, 3, 2, 4)
+        return y.reshape(batch, w, t, h, d).permute(0, 3, 1, 2, 4)

@@ -52,7 +52,7 @@ class SchemeBlock(nn.Module):
     """One transformer block of a scheme; subclasses define the grouping of each step.
 
     Subclasses set ``name``, ``extra_steps`` (names of the patch-only steps before the last one)
-    and implement ``group``/``ungroup`` for each step name and for ``"last"``.
+    and implement ``group``/``ungroup_view`` for each step name and for ``"last"``.
     """
 
     name: ClassVar[str]
@@ -90,9 +90,21 @@ class SchemeBlock(nn.Module):
         """Patch tokens (B, N*T, D) in token order -> (B*G, L, D) sequences for ``step``."""
         raise NotImplementedError
 
+    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+        """Inverse of ``group`` as a view of y (B*G, L, D): (B, ..., D), whose middle axes read
+        in row-major order are the tokens in token order."""
+        raise NotImplementedError
+
     def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         """Inverse of ``group``: (B*G, L, D) -> (B, N*T, D) in token order."""
-        raise NotImplementedError
+        return self.ungroup_view(step, y, grid, batch).reshape(batch, -1, y.shape[-1])
+
+    def add_ungrouped(self, p: Tensor, step: str, y: Tensor, grid: Grid) -> Tensor:
+        """``p + ungroup(step, y)``: (B, N*T, D) + (B*G, L, D) -> (B, N*T, D), the regrouping
+        read by the add instead of copied before it (the same sums)."""
+        view = self.ungroup_view(step, y, grid, p.shape[0])
+        # p leads, so the sum takes its (contiguous) layout and reshapes back without a copy.
+        return (p.view(view.shape) + view).reshape(p.shape)
 
     @classmethod
     def check_grid(cls, grid: Grid) -> None:
@@ -133,7 +145,7 @@ class SchemeBlock(nn.Module):
                 if not self.drop_path.active:
                     # Nothing scales proj's output: fc's bias joins the product's.
                     res = F.linear(y, weight, bias + fc.bias)
-                    p = p + self.ungroup(step, res, grid, b)
+                    p = self.add_ungrouped(p, step, res, grid)
                 else:
                     # drop_path scales proj's output, not fc's bias, hence the bias split.
                     res = self.drop_path(F.linear(y, weight, bias))
@@ -153,8 +165,7 @@ class SchemeBlock(nn.Module):
         else:
             cls_res, p_res = res.split((1, res.shape[1] - 1), dim=1)  # as x's split above
             cls_res = cls_res.reshape(b, g, d).mean(dim=1, keepdim=True)
-            p_res = self.ungroup("last", p_res, grid, b)
-            x = torch.cat((cls_tok + cls_res, p + p_res), dim=1)
+            x = torch.cat((cls_tok + cls_res, self.add_ungrouped(p, "last", p_res, grid)), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def one_step(self, x: Tensor, cls_only: bool) -> Tensor:

@@ -24,8 +24,8 @@ class DividedBlock(SchemeBlock):
         # spatial: (B, H'W', T, D) -> (B*T, H'W', D)
         return p.reshape(b, grid.n, grid.t, d).transpose(1, 2).reshape(b * grid.t, grid.n, d)
 
-    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         d = y.shape[-1]
         if step == "temporal":
             return y.reshape(batch, grid.n * grid.t, d)
-        return y.reshape(batch, grid.t, grid.n, d).transpose(1, 2).reshape(batch, -1, d)
+        return y.reshape(batch, grid.t, grid.n, d).transpose(1, 2)

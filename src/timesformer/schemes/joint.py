@@ -23,5 +23,5 @@ class JointBlock(SchemeBlock):
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
         return p
 
-    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         return y

@@ -47,11 +47,9 @@ class LocalGlobalBlock(SchemeBlock):
         x = p.reshape(b, h2, 2, w2, 2, t // 2, 2, d).permute(0, 2, 4, 6, 1, 3, 5, 7)
         return x.reshape(b * 8, h2 * w2 * (t // 2), d)
 
-    def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
+    def ungroup_view(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         d = y.shape[-1]
         h2, w2, t = grid.h // 2, grid.w // 2, grid.t
         if step == "local":
-            x = y.reshape(batch, 2, 2, h2, w2, t, d).permute(0, 1, 3, 2, 4, 5, 6)
-        else:
-            x = y.reshape(batch, 2, 2, 2, h2, w2, t // 2, d).permute(0, 4, 1, 5, 2, 6, 3, 7)
-        return x.reshape(batch, grid.n * t, d)
+            return y.reshape(batch, 2, 2, h2, w2, t, d).permute(0, 1, 3, 2, 4, 5, 6)
+        return y.reshape(batch, 2, 2, 2, h2, w2, t // 2, d).permute(0, 4, 1, 5, 2, 6, 3, 7)
