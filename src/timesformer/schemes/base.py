@@ -48,6 +48,37 @@ def register_scheme(cls: type[SchemeBlock]) -> type[SchemeBlock]:
     return cls
 
 
+class JoinTokens(torch.autograd.Function):
+    """The end of a block's last attention step: (cls + cls_res, p + ungrouped residual) joined
+    into one (B, 1 + N*T, D) tensor, each sum written in place in the result, one pass where
+    the two sums and their ``torch.cat`` make two. The gradients are views of the result's.
+
+    Inputs: cls and cls_res (B, 1, D); p (B, N*T, D); view, the residual as ``ungroup_view``
+    gives it (B, ..., D). Compiled and traced graphs take the sums and the cat (the compiler
+    fuses them itself).
+    """
+
+    @staticmethod
+    def forward(  # noqa: D102
+        ctx, cls_tok: Tensor, cls_res: Tensor, p: Tensor, view: Tensor
+    ) -> Tensor:
+        b, n, d = p.shape
+        ctx.dtypes = (cls_res.dtype, view.dtype)
+        ctx.shape = view.shape
+        out = p.new_empty(
+            b, 1 + n, d, dtype=torch.promote_types(cls_tok.dtype, cls_res.dtype)
+        )
+        torch.add(cls_tok, cls_res, out=out[:, :1])
+        torch.add(p.view(view.shape), view, out=out[:, 1:].view(view.shape))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: D102
+        cls_dtype, view_dtype = ctx.dtypes
+        g_cls, g_p = grad[:, :1], grad[:, 1:]
+        return g_cls, g_cls.to(cls_dtype), g_p, g_p.reshape(ctx.shape).to(view_dtype)
+
+
 class SchemeBlock(nn.Module):
     """One transformer block of a scheme; subclasses define the grouping of each step.
 
@@ -165,7 +196,12 @@ class SchemeBlock(nn.Module):
         else:
             cls_res, p_res = res.split((1, res.shape[1] - 1), dim=1)  # as x's split above
             cls_res = cls_res.reshape(b, g, d).mean(dim=1, keepdim=True)
-            x = torch.cat((cls_tok + cls_res, self.add_ungrouped(p, "last", p_res, grid)), dim=1)
+            view = self.ungroup_view("last", p_res, grid, b)
+            if torch.compiler.is_compiling() or torch.jit.is_tracing():
+                patches = (p.view(view.shape) + view).reshape(p.shape)
+                x = torch.cat((cls_tok + cls_res, patches), dim=1)
+            else:
+                x = JoinTokens.apply(cls_tok, cls_res, p, view)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def one_step(self, x: Tensor, cls_only: bool) -> Tensor:
