@@ -98,3 +98,62 @@ def test_attention_with_fewer_queries_equals_the_first_rows(grad):
         changed = attn(x, queries=2)
         assert not torch.allclose(changed, few, atol=1e-3)
         torch.testing.assert_close(changed, attn(x)[:, :2], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("length", [8, 13])
+def test_split_heads_gives_autograds_values_and_gradients(monkeypatch, autocast, length):
+    """The plain path with ``SplitHeads`` (CPU, gradients wanted) against the permute, unbind
+    and scale it replaces: the same output and gradients, bit for bit, in fp32 and under bf16
+    autocast."""
+    from timesformer.layers import attention
+
+    torch.manual_seed(0)
+    attn = Attention(32, 4)
+    attn.fused = False
+    x = torch.randn(6, length, 32)
+    weights = torch.randn(6, length, 32)
+    calls = []
+    apply = attention.SplitHeads.apply
+    monkeypatch.setattr(
+        attention.SplitHeads, "apply", lambda *a: calls.append(1) or apply(*a), raising=True
+    )
+
+    def run():
+        inp = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = attn(inp)
+        params = [inp, attn.qkv.weight, attn.qkv.bias]
+        return (out, *torch.autograd.grad((out.float() * weights).sum(), params))
+
+    split = run()
+    assert calls, "the plain path with gradients did not take SplitHeads"
+    monkeypatch.setattr(attention, "_split_heads_applies", lambda qkv: False)
+    calls.clear()
+    reference = run()
+    assert not calls
+    for a, b in zip(split, reference, strict=True):
+        assert a.dtype == b.dtype
+        assert torch.equal(a, b), (a - b).abs().max()
+
+
+def test_split_heads_gradient_is_the_numerical_one():
+    from timesformer.layers.attention import SplitHeads
+
+    qkv = torch.randn(3, 5, 3, 2, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: SplitHeads.apply(t, 0.3), (qkv,))
+    q, k, v = SplitHeads.apply(qkv, 0.3)
+    assert all(t.shape == (3, 2, 5, 4) and t.is_contiguous() for t in (q, k, v))
+    torch.testing.assert_close(q, qkv[:, :, 0].transpose(1, 2) * 0.3)
+    torch.testing.assert_close(v, qkv[:, :, 2].transpose(1, 2))
+
+
+def test_split_heads_stays_out_of_inference_and_other_paths():
+    from timesformer.layers.attention import _split_heads_applies
+
+    qkv = torch.randn(2, 3, 3, 2, 4)
+    assert not _split_heads_applies(qkv)  # no gradient wanted
+    qkv.requires_grad_()
+    assert _split_heads_applies(qkv)
+    with torch.no_grad():
+        assert not _split_heads_applies(qkv)

@@ -251,3 +251,65 @@ def test_last_block_keeping_its_attention_computes_every_token(scheme):
         model(clip())
     # Every token's row of the attention weights, not the cls row alone.
     assert attn.last_attention.shape[-2] == attn.last_attention.shape[-1]
+
+
+def test_ungrouped_views_and_adds_are_the_copied_ungroup(scheme):
+    """``ungroup_view`` is a view of y whose middle axes flatten to token order, and
+    ``add_ungrouped`` sums exactly what ``p + ungroup`` sums."""
+    if scheme == "space":
+        pytest.skip("space attention is one step over each frame: it never regroups")
+    block = tiny(scheme).blocks[0]
+    grid = Grid(4, 4, 4)
+    b, d = 2, 3
+    p = torch.randn(b, grid.n * grid.t, d)
+    for step in (*block.extra_steps, "last"):
+        seqs = block.group(step, p, grid)
+        y = torch.randn(seqs.shape)
+        view = block.ungroup_view(step, y, grid, b)
+        assert view.data_ptr() == y.data_ptr()
+        assert view.shape[0] == b and view.shape[-1] == d
+        copied = block.ungroup(step, y, grid, b)
+        torch.testing.assert_close(view.reshape(copied.shape), copied, rtol=0, atol=0)
+        torch.testing.assert_close(
+            block.add_ungrouped(p, step, y, grid), p + copied, rtol=0, atol=0
+        )
+        # group's inverse
+        torch.testing.assert_close(block.ungroup(step, seqs, grid, b), p, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "dtypes", [(torch.float32, torch.float32), (torch.float32, torch.bfloat16)]
+)
+def test_join_tokens_is_the_two_sums_and_cat(dtypes):
+    """JoinTokens against ``cat((cls + cls_res, p + view))``: values (the residual in bf16 too,
+    as under autocast) and gradients, the residual a permuted view as the blocks give it."""
+    from timesformer.schemes.base import JoinTokens
+
+    stream, residual = dtypes
+    gen = torch.Generator().manual_seed(0)
+    cls_tok = torch.randn(2, 1, 5, generator=gen).to(stream).requires_grad_()
+    cls_res = torch.randn(2, 1, 5, generator=gen).to(residual).requires_grad_()
+    p = torch.randn(2, 12, 5, generator=gen).to(stream).requires_grad_()
+    y = torch.randn(6, 4, 5, generator=gen).to(residual).requires_grad_()  # (B*T, N, D)
+    inputs = (cls_tok, cls_res, p, y)
+
+    def joined(fast):
+        view = y.reshape(2, 3, 4, 5).transpose(1, 2)  # (B, N, T, D) in token order
+        if fast:
+            return JoinTokens.apply(cls_tok, cls_res, p, view)
+        return torch.cat((cls_tok + cls_res, p + view.reshape(2, 12, 5)), dim=1)
+
+    weights = torch.randn(2, 13, 5, generator=gen)
+    fast, slow = joined(True), joined(False)
+    assert fast.dtype == slow.dtype == stream and torch.equal(fast, slow)
+    for a, b in zip(
+        torch.autograd.grad((fast * weights).sum(), inputs),
+        torch.autograd.grad((slow * weights).sum(), inputs),
+        strict=True,
+    ):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    double = [t.detach().double().requires_grad_() for t in inputs]
+    assert torch.autograd.gradcheck(
+        lambda c, r, q, z: JoinTokens.apply(c, r, q, z.reshape(2, 3, 4, 5).transpose(1, 2)),
+        double,
+    )

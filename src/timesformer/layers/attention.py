@@ -114,10 +114,10 @@ class Attention(nn.Module):
             if qkv is not None and _split_heads_applies(qkv):
                 # The same q, k and v with one copy of their gradient in the backward.
                 q, k, v = SplitHeads.apply(qkv, self.scale)
-            else:
-                # Scaling q rather than the scores: q is copied to a contiguous tensor for
-                # the product anyway, so the scale rides along with that copy.
+            elif torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
                 q = q * self.scale
+            else:
+                q = scaled_copy(q, self.scale)
             attn = q @ k.transpose(-2, -1)  # (G, heads, L, L)
             attn = attn.softmax(dim=-1)
             if self.keep_attention:
@@ -193,6 +193,16 @@ def _plain_is_faster(q: Tensor) -> bool:
     )
 
 
+def scaled_copy(q: Tensor, scale: float) -> Tensor:
+    """``q * scale`` as a contiguous tensor (..., L, head_dim), outside autograd.
+
+    Scaling q rather than the scores: the products need q contiguous, and the scale rides along
+    with that copy. ``q * scale`` alone would not do: an elementwise product keeps the order of
+    its input's strides, here q's (G, L, heads, head_dim) layout inside qkv, and the product
+    would copy it once more."""
+    return torch.mul(q, scale, out=q.new_empty(q.shape))
+
+
 class SplitHeads(torch.autograd.Function):
     """(G, L, 3, heads, head_dim) fused q, k, v -> q * scale, k, v, each (G, heads, L, head_dim)
     and contiguous: the copies the plain path's products make of them anyway, scale included.
@@ -210,8 +220,7 @@ class SplitHeads(torch.autograd.Function):
         g, l, _, heads, head_dim = qkv.shape
         ctx.scale = scale
         heads_first = qkv.transpose(1, 3)  # (G, heads, 3, L, head_dim), a view
-        # q's view has gaps, so the product's output is a new contiguous tensor, as before.
-        q = heads_first[:, :, 0] * scale
+        q = scaled_copy(heads_first[:, :, 0], scale)
         return q, heads_first[:, :, 1].contiguous(), heads_first[:, :, 2].contiguous()
 
     @staticmethod

@@ -65,9 +65,7 @@ class JoinTokens(torch.autograd.Function):
         b, n, d = p.shape
         ctx.dtypes = (cls_res.dtype, view.dtype)
         ctx.shape = view.shape
-        out = p.new_empty(
-            b, 1 + n, d, dtype=torch.promote_types(cls_tok.dtype, cls_res.dtype)
-        )
+        out = p.new_empty(b, 1 + n, d, dtype=torch.promote_types(cls_tok.dtype, cls_res.dtype))
         torch.add(cls_tok, cls_res, out=out[:, :1])
         torch.add(p.view(view.shape), view, out=out[:, 1:].view(view.shape))
         return out
