@@ -205,26 +205,24 @@ def scaled_copy(q: Tensor, scale: float) -> Tensor:
 
 class SplitHeads(torch.autograd.Function):
     """(G, L, 3, heads, head_dim) fused q, k, v -> q * scale, k, v, each (G, heads, L, head_dim)
-    and contiguous: the copies the plain path's products make of them anyway, scale included.
+    and contiguous: the copies the plain path's products need, the scale riding on q's.
 
-    Autograd's own backward of the permute, unbind and scale gets there in three passes over
-    the gradient of qkv: the scale, ``torch.stack`` of the three, and the copy of the permuted
-    stack into qkv's layout. This one writes the three gradients straight into that layout,
-    one pass (the values are the same: the scale is the same product). On the CPU that made a
-    bf16 training step of TimeSformer-Base's attention about 0.4 ms faster per step, temporal
-    or spatial (``benchmarks/ab_revisions.py``, README).
+    Autograd's own backward of a permute, unbind and scale gets there in three passes over the
+    gradient of qkv: the scale, ``torch.stack`` of the three, and the copy of the permuted stack
+    into qkv's layout. This one writes the three gradients straight into that layout, one pass,
+    with the same values (the scale is the same product). Measured with the other pass savings
+    of the same change by ``benchmarks/ab_revisions.py`` (README, "Where the time goes").
     """
 
     @staticmethod
-    def forward(ctx, qkv: Tensor, scale: float) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
-        g, l, _, heads, head_dim = qkv.shape
+    def forward(ctx, qkv: Tensor, scale: float) -> tuple[Tensor, Tensor, Tensor]:
         ctx.scale = scale
         heads_first = qkv.transpose(1, 3)  # (G, heads, 3, L, head_dim), a view
         q = scaled_copy(heads_first[:, :, 0], scale)
         return q, heads_first[:, :, 1].contiguous(), heads_first[:, :, 2].contiguous()
 
     @staticmethod
-    def backward(ctx, gq: Tensor, gk: Tensor, gv: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+    def backward(ctx, gq: Tensor, gk: Tensor, gv: Tensor) -> tuple[Tensor, None]:
         g, heads, l, head_dim = gq.shape
         grad = gq.new_empty(g, l, 3, heads, head_dim)
         view = grad.transpose(1, 3)  # (G, heads, 3, L, head_dim)

@@ -59,9 +59,7 @@ class JoinTokens(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # noqa: D102
-        ctx, cls_tok: Tensor, cls_res: Tensor, p: Tensor, view: Tensor
-    ) -> Tensor:
+    def forward(ctx, cls_tok: Tensor, cls_res: Tensor, p: Tensor, view: Tensor) -> Tensor:
         b, n, d = p.shape
         ctx.dtypes = (cls_res.dtype, view.dtype)
         ctx.shape = view.shape
@@ -71,7 +69,7 @@ class JoinTokens(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         cls_dtype, view_dtype = ctx.dtypes
         g_cls, g_p = grad[:, :1], grad[:, 1:]
         return g_cls, g_cls.to(cls_dtype), g_p, g_p.reshape(ctx.shape).to(view_dtype)
