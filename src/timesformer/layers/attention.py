@@ -211,7 +211,8 @@ class SplitHeads(torch.autograd.Function):
     gradient of qkv: the scale, ``torch.stack`` of the three, and the copy of the permuted stack
     into qkv's layout. This one writes the three gradients straight into that layout, one pass,
     with the same values (the scale is the same product). Measured with the other pass savings
-    of the same change by ``benchmarks/ab_revisions.py`` (README, "Where the time goes").
+    of the same change by ``benchmarks/ab_revisions.py`` (README, "Fewer passes over the
+    tokens").
     """
 
     @staticmethod

@@ -48,6 +48,13 @@ def register_scheme(cls: type[SchemeBlock]) -> type[SchemeBlock]:
     return cls
 
 
+def _add_view(p: Tensor, view: Tensor) -> Tensor:
+    """p (B, N*T, D) + view (B, ..., D), the residual as ``ungroup_view`` gives it: the
+    regrouping read by the add, not copied before it. p leads, so the sum takes its layout and
+    reshapes back to (B, N*T, D) without a copy."""
+    return (p.view(view.shape) + view).reshape(p.shape)
+
+
 class JoinTokens(torch.autograd.Function):
     """The end of a block's last attention step: (cls + cls_res, p + ungrouped residual) joined
     into one (B, 1 + N*T, D) tensor, each sum written in place in the result, one pass where
@@ -129,9 +136,7 @@ class SchemeBlock(nn.Module):
     def add_ungrouped(self, p: Tensor, step: str, y: Tensor, grid: Grid) -> Tensor:
         """``p + ungroup(step, y)``: (B, N*T, D) + (B*G, L, D) -> (B, N*T, D), the regrouping
         read by the add instead of copied before it (the same sums)."""
-        view = self.ungroup_view(step, y, grid, p.shape[0])
-        # p leads, so the sum takes its (contiguous) layout and reshapes back without a copy.
-        return (p.view(view.shape) + view).reshape(p.shape)
+        return _add_view(p, self.ungroup_view(step, y, grid, p.shape[0]))
 
     @classmethod
     def check_grid(cls, grid: Grid) -> None:
@@ -194,8 +199,7 @@ class SchemeBlock(nn.Module):
             cls_res = cls_res.reshape(b, g, d).mean(dim=1, keepdim=True)
             view = self.ungroup_view("last", p_res, grid, b)
             if torch.compiler.is_compiling() or torch.jit.is_tracing():
-                patches = (p.view(view.shape) + view).reshape(p.shape)
-                x = torch.cat((cls_tok + cls_res, patches), dim=1)
+                x = torch.cat((cls_tok + cls_res, _add_view(p, view)), dim=1)
             else:
                 x = JoinTokens.apply(cls_tok, cls_res, p, view)
         return x + self.drop_path(self.mlp(self.norm2(x)))
