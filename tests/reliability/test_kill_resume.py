@@ -146,11 +146,18 @@ def test_stale_temp_files_are_removed_and_never_resumed_from(tiny_set, tmp_path)
     for name in (".epoch_001.safetensors.ab12cd.tmp", ".best.safetensors.x9y8.tmp"):
         folder = ckpts if name.startswith(".epoch") else out
         (folder / name).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{" + b"\x00" * 40)
+    # ... and, since checkpoints are written inside a temp folder, the folder a kill leaves,
+    # with safetensors' own temporary file in it.
+    left = ckpts / ".epoch_002.safetensors.q1w2e3.tmp"
+    left.mkdir()
+    (left / ".epoch_002.safetensors.q1w2e3.tmp").write_bytes(b"\x10" + b"\x00" * 20)
+    (left / ".tmp9z8y7x").write_bytes(b"\x00" * 40)
     keep = out / "notes.tmp"  # not ours: left alone
     keep.write_text("x")
     trainer = Trainer(load_config(overrides=overrides(tiny_set, out, **{"optim.epochs": 1})))
     assert trainer.resumed_from is None and trainer.state.epoch == 0
     assert sorted(p.name for p in out.rglob("*.tmp")) == ["notes.tmp"]
+    assert not left.exists()
     assert check_run_folder(out) == ([], [])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import struct
 import tempfile
 import warnings
@@ -174,21 +175,36 @@ def _tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------------- writing
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The temporary file lies in a fresh hidden folder of the same name, ``.NAME.XXXX.tmp/``
+    beside ``path`` (the file is ``.NAME.XXXX.tmp`` inside it), so that whatever a writer makes
+    next to it goes with it: safetensors 0.8 writes through a temporary file of its own
+    (``.tmpXXXXXX``) beside its target, which a kill mid-write would otherwise leave, as large
+    as a checkpoint, where nothing could tell it from a user's file. ``remove_temp`` deletes what
+    a killed write left.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp_path = folder / folder.name
     try:
         yield tmp_path
-        # mkstemp creates the file 0600; give it the mode of a normally created file.
+        # A writer's own temporary file may be 0600; give it the mode of a normally created one.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        remove_temp(folder)
+
+
+def remove_temp(tmp: Path) -> None:
+    """Delete a temporary of ``atomic_path`` that a killed write left: its folder, or the file
+    that earlier versions used."""
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

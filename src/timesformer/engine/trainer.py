@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from timesformer.checkpoints import save_checkpoint
+from timesformer.checkpoints.io import remove_temp
 from timesformer.data import DecodeFailures
 from timesformer.engine import state as S
 from timesformer.engine.builders import build_dataset, build_model, clip_config, train_loader
@@ -63,11 +64,11 @@ def _accumulation(cfg: TrainConfig, world: int) -> int:
 
 
 def _remove_stale_temps(*folders: Path) -> None:
-    """Delete the temporary files of checkpoint writes that a killed run left behind (named
+    """Delete the temporaries of checkpoint writes that a killed run left behind (named
     ``.NAME.XXXX.tmp`` by ``atomic_path``): never read as checkpoints, but each as large as one."""
     for folder in folders:
         for tmp in folder.glob(".*.safetensors.*.tmp"):
-            tmp.unlink(missing_ok=True)
+            remove_temp(tmp)
 
 
 class Trainer:

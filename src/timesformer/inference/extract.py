@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from timesformer.checkpoints.io import write_atomic, write_safetensors, write_text
+from timesformer.checkpoints.io import remove_temp, write_atomic, write_safetensors, write_text
 from timesformer.data import ClipConfig, VideoClipDataset, VideoDecodeError
 from timesformer.data.video import videos_under
 from timesformer.engine.evaluate import EvalItems, autocast_context, inference_model
@@ -379,7 +379,7 @@ def _remove_leftovers(out: Path, item: VideoItem, fmt: str) -> None:
     names = [feature_file(out, item.key, fmt), *_npy_extra(out, item.key)]
     for name in names:
         for tmp in name.parent.glob(f".{glob.escape(name.name)}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+            remove_temp(tmp)
 
 
 def _describe(path: Path, fmt: str, out: Path, key: str) -> dict[str, Any]:
