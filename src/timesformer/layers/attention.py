@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from timesformer.layers.linear import Linear, linear
+from timesformer.layers.linear import Linear, in_graph, linear
 
 # On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
 # short sequences in bf16/fp16 (2-3x for divided attention's groups of 8 and 197 tokens, forward
@@ -114,7 +114,7 @@ class Attention(nn.Module):
             if qkv is not None and _split_heads_applies(qkv):
                 # The same q, k and v with one copy of their gradient in the backward.
                 q, k, v = SplitHeads.apply(qkv, self.scale)
-            elif torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            elif torch.is_grad_enabled() or in_graph():
                 q = q * self.scale
             else:
                 q = scaled_copy(q, self.scale)
@@ -240,8 +240,7 @@ def _split_heads_applies(qkv: Tensor) -> bool:
         qkv.requires_grad
         and torch.is_grad_enabled()
         and qkv.device.type == "cpu"
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
+        and not in_graph()
     )
 
 

@@ -80,6 +80,13 @@ INT8_ROUTE: str | None = next((r for r, ok in _INT8_ROUTES.items() if ok), None)
 _HAS_INT8 = INT8_ROUTE is not None
 
 
+def in_graph() -> bool:
+    """Whether this code is being traced into a graph (``torch.compile``, ``torch.export``,
+    ``torch.jit.trace``) rather than run eagerly: the eager-only fast paths step aside there,
+    as graphs keep portable ops and the compiler fuses what they would save."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
     """The dtype ``linear(x, weight, ...)`` computes in on the prepacked path, or None where it
     takes ``F.linear``. Under bf16 autocast that is bf16, as autocast's own ``F.linear``."""
@@ -89,8 +96,7 @@ def compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
         # Traced or exported graphs keep the portable F.linear.
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
+        and not in_graph()
         and x.numel() > 0
     ):
         return None
@@ -111,8 +117,7 @@ def int8_applies(x: Tensor, weight: Tensor, owner: nn.Module) -> bool:
         and weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
+        and not in_graph()
         and x.numel() > 0
     )
 

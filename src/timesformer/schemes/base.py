@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from timesformer.layers import Attention, DropPath, Linear, Mlp
-from timesformer.layers.linear import cached, linear
+from timesformer.layers.linear import cached, in_graph, linear
 
 SCHEMES: dict[str, type[SchemeBlock]] = {}
 
@@ -181,7 +181,7 @@ class SchemeBlock(nn.Module):
                 else:
                     # drop_path scales proj's output, not fc's bias, hence the bias split.
                     res = self.drop_path(F.linear(y, weight, bias))
-                    p = p + (self.ungroup(step, res, grid, b) + fc.bias)
+                    p = self.add_ungrouped(p, step, res + fc.bias, grid)
             else:
                 res = self.drop_path(attn.proj(y))
                 p = p + fc(self.ungroup(step, res, grid, b))
@@ -198,7 +198,7 @@ class SchemeBlock(nn.Module):
             cls_res, p_res = res.split((1, res.shape[1] - 1), dim=1)  # as x's split above
             cls_res = cls_res.reshape(b, g, d).mean(dim=1, keepdim=True)
             view = self.ungroup_view("last", p_res, grid, b)
-            if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            if in_graph():
                 x = torch.cat((cls_tok + cls_res, _add_view(p, view)), dim=1)
             else:
                 x = JoinTokens.apply(cls_tok, cls_res, p, view)
