@@ -1,11 +1,13 @@
 """How much the demo's divided result depends on the seed and on the float path of training.
 
-Runs the demo's divided model (``timesformer demo --schemes divided``) for several seeds, with
+Runs the demo's divided model (``timesformer demo --schemes divided``; another scheme with
+``--scheme``) for several seeds, with
 training as shipped (the last block computes the cls token alone) and, for comparison, with the
 last block computing every token (``forward_tokens(x)``): the same logits and gradients to float
 rounding, another order of sums. Writes a Markdown table.
 
     .venv/bin/python benchmarks/demo_seeds.py --seeds 0,1,2   # results/demo_seeds.md
+    .venv/bin/python benchmarks/demo_seeds.py --scheme axial  # results/demo_seeds_axial.md
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def _full_last_block(self: TimeSformer, x: torch.Tensor) -> torch.Tensor:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (0,1,2)")
+    parser.add_argument("--scheme", default="divided", help="attention scheme (divided)")
     parser.add_argument(
         "--set", default="", help='space-separated config overrides, e.g. "optim.epochs=12"'
     )
@@ -44,11 +47,11 @@ def main() -> int:
         for mode in ("as shipped", "full last block in training"):
             TimeSformer.forward_features = shipped if mode == "as shipped" else _full_last_block
             try:
-                out = Path(args.work) / f"seed{seed}"
+                out = Path(args.work) / args.scheme / f"seed{seed}"
                 (r,) = run_demo(
                     DemoSettings(
                         out=out,
-                        schemes=("divided",),
+                        schemes=(args.scheme,),
                         seed=seed,
                         progress=False,
                         overrides=tuple(args.set.split()),
@@ -63,9 +66,9 @@ def main() -> int:
     cfg = load_config([packaged_config("synthetic")], overrides)
     extra = f" with `{args.set}`" if args.set else ""
     lines = [
-        "# The demo's divided model over seeds and float paths",
+        f"# The demo's {args.scheme} model over seeds and float paths",
         "",
-        "`timesformer demo --schemes divided --seed N` (the synthetic motion set, the "
+        f"`timesformer demo --schemes {args.scheme} --seed N` (the synthetic motion set, the "
         f"`synthetic` config{extra}: {cfg.optim.epochs} epochs of batch {cfg.data.batch_size}, "
         "fp32), trained as shipped (the last block "
         "computes the cls token alone) and with the last block computing every token (the "
@@ -82,11 +85,13 @@ def main() -> int:
         f"Ran in {time.perf_counter() - t0:.0f} s. Command: "
         "`.venv/bin/python benchmarks/demo_seeds.py --seeds "
         + args.seeds
+        + (f" --scheme {args.scheme}" if args.scheme != "divided" else "")
         + (f' --set "{args.set}"' if args.set else "")
         + (f" --out {args.out}" if args.out else "")
         + "`",
     ]
-    write_result("\n".join(lines) + "\n", "demo_seeds.md", args.out)
+    name = "demo_seeds.md" if args.scheme == "divided" else f"demo_seeds_{args.scheme}.md"
+    write_result("\n".join(lines) + "\n", name, args.out)
     return 0
 
 
