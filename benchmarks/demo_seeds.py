@@ -22,6 +22,7 @@ from bench_model import write_result
 from timesformer.demo import DemoSettings, run_demo
 from timesformer.engine import load_config, packaged_config
 from timesformer.model import TimeSformer
+from timesformer.schemes import ATTENTION_SCHEMES
 
 
 def _full_last_block(self: TimeSformer, x: torch.Tensor) -> torch.Tensor:
@@ -32,7 +33,9 @@ def _full_last_block(self: TimeSformer, x: torch.Tensor) -> torch.Tensor:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (0,1,2)")
-    parser.add_argument("--scheme", default="divided", help="attention scheme (divided)")
+    parser.add_argument(
+        "--scheme", default="divided", choices=ATTENTION_SCHEMES, help="attention scheme (divided)"
+    )
     parser.add_argument(
         "--set", default="", help='space-separated config overrides, e.g. "optim.epochs=12"'
     )
