@@ -21,12 +21,13 @@ import argparse
 import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from bench_model import (
     _machine,
+    alternate,
     alternate_times,
     build_ours,
     inputs,
@@ -89,16 +90,6 @@ def split_linears() -> Iterator[None]:
         F.linear = original
 
 
-def median_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
 def products_table(reps: int) -> list[str]:
     lines = [
         "| weight (N x K) | rows M | one product (ms) | GMAC/s | split: 32-row multiple + rest "
@@ -113,8 +104,12 @@ def products_table(reps: int) -> list[str]:
             # The same sum in another order: equal up to bf16 rounding.
             exact = g.float().t() @ x.float()
             torch.testing.assert_close(split_product(g, x).float(), exact, rtol=0.02, atol=0.5)
-            one = median_ms(lambda g=g, x=x: torch.mm(g.t(), x), reps)
-            split = median_ms(lambda g=g, x=x: split_product(g, x), reps) if m % ALIGN else one
+            fns = {"one": lambda g=g, x=x: torch.mm(g.t(), x)}
+            if m % ALIGN:
+                fns["split"] = lambda g=g, x=x: split_product(g, x)
+            t = alternate(fns, reps, torch.device("cpu"))
+            one = t["one"] * 1e3
+            split = t.get("split", t["one"]) * 1e3
             rate = n * k * m / one / 1e6
             lines.append(f"| {n} x {k} | {m} | {one:.2f} | {rate:.0f} | {split:.2f} |")
     return lines
@@ -144,11 +139,12 @@ def main() -> int:
         "# Weight gradients over a multiple of 32 rows (bf16, CPU)",
         "",
         f"Machine: {_machine(device)}. Part 1: each weight-gradient product g^T x of "
-        "TimeSformer-Base's bf16 training step alone (medians of 30 reps), and the same sum "
-        "split into a product over the largest multiple of 32 rows plus the rest added in "
-        "place. Part 2: the whole training step of ours (divided, 8 x 224, batch 1, forward + "
-        "backward under bf16 autocast, no optimizer) with autograd's linear and with the split "
-        f"one, alternating, {args.reps} reps.",
+        "TimeSformer-Base's bf16 training step alone (medians of 30 reps, alternating with "
+        "its split), and the same sum split into a product over the largest multiple of 32 "
+        "rows plus the rest added in place. Part 2: the whole training step of ours "
+        "(divided, 8 x 224, batch 1, forward + backward under bf16 autocast, no optimizer) "
+        "with autograd's linear and with the split one, alternating, "
+        f"{args.reps} reps.",
         "",
         *products,
         "",
