@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
 from fractions import Fraction
 
 import av
@@ -10,16 +11,23 @@ import numpy as np
 import pytest
 import torch
 
-from data.video_helpers import INDEX_H, INDEX_W, index_frame, read_indices
+from data.video_helpers import INDEX_H, INDEX_W, _ffmpeg_exe, index_frame, read_indices
 from timesformer.data import VideoDecodeError, VideoReader, probe, write_video
 from timesformer.data.video import find_videos, videos_under
 from timesformer.errors import ConfigError, TimesformerError
 
 
 def decode_all(path) -> np.ndarray:
-    """Every frame the plain PyAV loop gives, (N, H, W, 3): the reference for the reader."""
+    """Every frame the plain PyAV loop gives, (N, H, W, 3), its width scaled by the sample
+    aspect ratio as players show it: the reference for the reader."""
     with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        stream = container.streams.video[0]
+        sar = stream.sample_aspect_ratio or 1
+        frames = []
+        for f in container.decode(stream):
+            width = max(1, round(f.width * sar))
+            frames.append(f.reformat(width=width, height=f.height, format="rgb24").to_ndarray())
+        return np.stack(frames)
 
 
 # ---------------------------------------------------------------------------- real files
@@ -284,6 +292,103 @@ def test_rotation_from_display_matrix(tmp_path, rotation):
     np.testing.assert_array_equal(upright, np.rot90(stored, k=rotation // 90, axes=(1, 2)))
     info = probe(path)
     assert (info.rotation, info.height, info.width) == (rotation, *reader.size)
+
+
+def _remux_with(tmp_path, source, name, *options):
+    """``source`` copied into ``name`` with ffmpeg input ``options`` (display matrix flags)."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    out = tmp_path / name
+    cmd = [exe, "-v", "error", "-y", *options, "-i", str(source), "-c", "copy", str(out)]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def _ffmpeg_shows(path, h, w) -> np.ndarray:
+    """The first frame as FFmpeg's command line shows it (autorotate on), (h, w, 3) uint8."""
+    cmd = [_ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1"]
+    out = subprocess.run([*cmd, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True)
+    return np.frombuffer(out.stdout, dtype=np.uint8).reshape(h, w, 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "turns", "mirrored"),
+    [
+        (("-display_hflip",), 0, True),
+        (("-display_vflip",), 2, True),
+        (("-display_rotation", "90", "-display_hflip"), 3, True),
+        (("-display_rotation", "270", "-display_hflip"), 1, True),
+        (("-display_rotation", "-90"), 3, False),
+    ],
+)
+def test_mirrored_display_matrix(tmp_path, options, turns, mirrored):
+    """Front-camera video: a display matrix that mirrors (negative determinant) is mirrored, then
+    rotated, as FFmpeg's autorotate shows it; FFmpeg's rotation getter alone would turn a
+    left-right mirror upside down."""
+    frames = [index_frame(i, 24, 40) for i in range(4)]
+    for f in frames:
+        f[-4:, -4:] = (255, 0, 0)
+    plain = write_video(tmp_path / "plain.mp4", frames, 25)
+    path = _remux_with(tmp_path, plain, "flagged.mp4", *options)
+    reader = VideoReader(path)
+    assert (reader.rotation, reader.mirrored) == (turns * 90, mirrored)
+    shown = reader.get_frames([0, 3]).numpy()
+    stored = VideoReader(plain).get_frames([0, 3]).numpy()
+    expected = stored[:, :, ::-1] if mirrored else stored
+    # The same decoded pixels moved by flips and turns, nothing recomputed: exact.
+    np.testing.assert_array_equal(shown, np.rot90(expected, k=turns, axes=(1, 2)))
+    assert reader.size == shown.shape[1:3]
+    h, w = reader.size
+    # FFmpeg converts to RGB with its own scaler settings: equal up to rounding.
+    np.testing.assert_allclose(shown[0], _ffmpeg_shows(path, h, w), atol=12)
+    info = probe(path)
+    assert (info.rotation, info.mirrored, info.height, info.width) == (turns * 90, mirrored, h, w)
+
+
+@pytest.mark.parametrize(("sar", "width"), [("2/1", 64), ("1/2", 16), ("16/15", 34)])
+def test_non_square_pixels_are_shown_square(tmp_path, sar, width):
+    """Anamorphic video (DV, DVD, broadcast) is scaled along the width to its display aspect, as
+    players show it; the height stays as stored."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    plain = write_video(tmp_path / "plain.mp4", [index_frame(i) for i in range(4)], 25)
+    path = tmp_path / "anamorphic.mp4"
+    cmd = [exe, "-v", "error", "-y", "-i", str(plain), "-c:v", "libx264", "-crf", "10"]
+    subprocess.run([*cmd, "-vf", f"setsar={sar}", str(path)], check=True)
+    reader = VideoReader(path)
+    assert reader.sample_aspect_ratio == sar.replace("/", ":")
+    assert reader.size == (INDEX_H, width)
+    frames = reader.get_frames([0, 3])
+    assert tuple(frames.shape) == (2, INDEX_H, width, 3)
+    assert read_indices(
+        torch.nn.functional.interpolate(
+            frames.permute(0, 3, 1, 2).float(), size=(INDEX_H, INDEX_W), mode="area"
+        )
+        .round()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+    ) == [0, 3]
+    info = probe(path)
+    assert (info.sample_aspect_ratio, info.width) == (sar.replace("/", ":"), width)
+
+
+def test_frames_against_their_timestamps_order_switch_to_the_decoders_order(
+    codec_videos, monkeypatch
+):
+    """A file whose container timestamps are not in display order, met where the reader trusts
+    them (H.264 in AVI, with the AVI rule turned off): the first decode that sees frames come out
+    against the index's order numbers the frames by the decoder's output instead."""
+    import timesformer.data.video as video
+
+    monkeypatch.setattr(video, "_DECODE_ORDER_FORMATS", frozenset())
+    video.index_cache.clear()  # an earlier test may have indexed the file the right way
+    reader = VideoReader(codec_videos["h264-avi"])
+    assert not reader.exact  # indexed from the packets, in their timestamps' order
+    assert read_indices(reader.get_frames([2, 3, 4, 5, 6, 7, 8])) == [2, 3, 4, 5, 6, 7, 8]
+    assert reader.exact
+    assert read_indices(reader.get_frames(range(60))) == list(range(60))
 
 
 # ---------------------------------------------------------------------------- bad files

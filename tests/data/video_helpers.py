@@ -46,6 +46,17 @@ CODECS = [
     ("h264-mp4", ".mp4", "libx264", "yuv420p", {"g": "12", "bf": "3", "crf": "18"}),
     ("h264-mkv", ".mkv", "libx264", "yuv420p", {"g": "12", "bf": "3", "crf": "18"}),
     ("mpeg4-avi", ".avi", "mpeg4", "yuv420p", {"g": "12", "bf": "2", "qscale": "3"}),
+    # XviD in AVI writes DivX-style packed B-frames (UCF101, HMDB51): timestamps out of order.
+    ("xvid-packed-avi", ".avi", "libxvid", "yuv420p", {"g": "12", "bf": "1", "qscale": "2"}),
+    (
+        "xvid-packed-bf2-avi",
+        ".avi",
+        "libxvid",
+        "yuv420p",
+        # Closed GOPs: across an open one XviD's own frames repeat a frame, in every decoder.
+        {"g": "12", "bf": "2", "qscale": "2", "flags": "+cgop"},
+    ),
+    ("h264-avi", ".avi", "libx264", "yuv420p", {"g": "12", "bf": "3", "crf": "18"}),
     ("mpeg2-mpg", ".mpg", "mpeg2video", "yuv420p", {"g": "12", "bf": "2", "qscale": "3"}),
     ("mpeg2-ts", ".ts", "mpeg2video", "yuv420p", {"g": "12", "bf": "2", "qscale": "3"}),
     ("theora-ogv", ".ogv", "libtheora", "yuv420p", {"g": "12"}),

@@ -1,16 +1,24 @@
 """Frame-accurate video decoding with PyAV that converts only the frames asked for.
 
 ``VideoReader(path).get_frames([3, 40, 41])`` returns a uint8 tensor (3, H, W, 3): frames 3, 40
-and 41 in presentation order. Frame indices count the frames that really decode
-(0..num_frames-1), not what the header claims: header counts lie in real files, so the count comes
-from reading the packets (cheap, no decoding) and is replaced by a full decode pass when the
-packets cannot be trusted (no timestamps, duplicates) or when decoding finds frames missing.
+and 41 in display order. Frame indices count the frames that really decode (0..num_frames-1),
+not what the header claims: header counts lie in real files, so the count comes from reading the
+packets (cheap, no decoding) and is replaced by a full decode pass when the packets cannot be
+trusted (no timestamps, duplicates) or when decoding finds frames missing.
+
+Display order is the order of the presentation timestamps where the container stores them (mp4,
+mkv, webm, ogg, mpeg-ps/ts). AVI stores none (FFmpeg derives them from the decode order), and
+DivX/XviD "packed B-frames" (UCF101, HMDB51) put two frames in one packet: there the timestamps
+are not in display order, so the index of such files comes from decoding every frame, in the
+order the decoder outputs them, which is the display order. A decode that sees frames come out
+against their timestamps' order in any other file switches that file to the same treatment.
 
 Random access seeks to the keyframe before each wanted frame (once per keyframe interval that
 holds wanted frames) and decodes forward from there. Only
 the wanted frames are converted to RGB; for codecs whose decoders honour ``skip_frame`` (H.264,
-HEVC, MPEG-1/2/4) the non-reference frames that are not wanted are not even decoded. The rotation
-of phone video (the display matrix) is applied to the returned frames.
+HEVC, MPEG-1/2/4) the non-reference frames that are not wanted are not even decoded. Frames are
+returned as players show them: the rotation and mirroring of phone video (the display matrix) and
+non-square pixels (the sample aspect ratio, applied to the width) are applied.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import av.error
 import numpy as np
 import torch
+from av.sidedata.sidedata import Type as SideDataType
 from av.video.reformatter import VideoReformatter
 
 from timesformer.data import index_cache
@@ -37,6 +47,13 @@ __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoReader", "find_videos", "probe
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .ts .ogv .ogg .flv .wmv .3gp".split()  # noqa: SIM905
 )
+
+# Containers whose timestamps FFmpeg derives from the decode order, and the codecs whose frames
+# can come out of the decoder in another order than they went in (B-frames): together they need
+# the decoder to tell the display order. MPEG-4 Part 2 needs it in any container, as DivX/XviD
+# packed B-frames survive remuxing.
+_DECODE_ORDER_FORMATS = frozenset({"avi"})
+_REORDERING_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "wmv3"})
 
 # Decoders whose skip_frame=NONREF drops only frames that no other frame references, so skipping
 # unwanted ones cannot change the wanted ones.
@@ -61,7 +78,8 @@ def _converter() -> VideoReformatter:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What ``timesformer probe`` prints for one file. ``height``/``width`` are after rotation."""
+    """What ``timesformer probe`` prints for one file. ``height``/``width`` are as shown: after
+    the sample aspect ratio, the mirror and the rotation."""
 
     path: str
     format: str
@@ -69,6 +87,8 @@ class VideoInfo:
     height: int
     width: int
     rotation: int
+    mirrored: bool
+    sample_aspect_ratio: str
     fps: float
     num_frames: int
     header_frames: int | None
@@ -106,7 +126,9 @@ class VideoReader:
         self.threads = threads
         self._container: av.container.InputContainer | None = None
         self._fresh = False  # container just opened: decoding starts at the first packet
-        self._rotation: int | None = None
+        self._orientation: tuple[int, bool] | None = None  # (quarter turns, mirrored)
+        self._positions: dict[int, int] | None = None  # frame timestamp -> frame index
+        self._out_of_order = False  # set by _decode_wanted
         self._coded_size: tuple[int, int] | None = None  # (height, width) before rotation
         if not self.path.is_file():
             reason = "is a directory" if self.path.is_dir() else "no such file"
@@ -120,9 +142,11 @@ class VideoReader:
         self.header_frames: int | None = int(stream.frames) or None
         self._time_base = stream.time_base
         self._average_rate = stream.average_rate or stream.guessed_rate
-        self._skip_nonref = skip_nonref and self.codec in _SKIP_NONREF_CODECS
+        self._skip_allowed = skip_nonref and self.codec in _SKIP_NONREF_CODECS
+        self._sar = _sample_aspect_ratio(stream)
         if stream.codec_context.width and stream.codec_context.height:
-            self._coded_size = (stream.codec_context.height, stream.codec_context.width)
+            h, w = stream.codec_context.height, stream.codec_context.width
+            self._coded_size = (h, _display_width(w, self._sar))
         self._index = self._load_index(exact)
         if self._index.num_frames == 0:
             self.close()
@@ -166,8 +190,19 @@ class VideoReader:
     def __del__(self) -> None:
         self.close()
 
+    @property
+    def _skip_nonref(self) -> bool:
+        # Packed B-frames name a frame by another packet's timestamp: a skip decision per packet
+        # would drop frames that are wanted.
+        return self._skip_allowed and not self._index.decoder_order
+
     def _load_index(self, exact: bool) -> FrameIndex:
         key = index_cache.key(self.path)
+        # Where the container's timestamps may not be in display order only decoding tells it.
+        exact = exact or (
+            self.codec in _REORDERING_CODECS
+            and (self.format in _DECODE_ORDER_FORMATS or self.codec == "mpeg4")
+        )
         index = index_cache.get(key, exact)
         if index is None:
             index = self._scan(decode=exact)
@@ -262,16 +297,32 @@ class VideoReader:
 
     @property
     def rotation(self) -> int:
-        """Counter-clockwise degrees the decoded pictures are rotated by to show them upright."""
-        if self._rotation is None:
+        """Counter-clockwise degrees the decoded pictures are rotated by to show them upright
+        (after the mirror, when ``mirrored``)."""
+        if self._orientation is None:
             self._peek()
-        assert self._rotation is not None
-        return self._rotation
+        assert self._orientation is not None
+        return self._orientation[0] * 90
+
+    @property
+    def mirrored(self) -> bool:
+        """True when the display matrix mirrors the pictures left to right (before rotating)."""
+        if self._orientation is None:
+            self._peek()
+        assert self._orientation is not None
+        return self._orientation[1]
+
+    @property
+    def sample_aspect_ratio(self) -> str:
+        """The pixels' width:height as the file states it ("1:1" for square pixels)."""
+        sar = self._sar or 1
+        return f"{sar.numerator}:{sar.denominator}"
 
     @property
     def size(self) -> tuple[int, int]:
-        """(height, width) of the frames ``get_frames`` returns (after rotation)."""
-        if self._coded_size is None:
+        """(height, width) of the frames ``get_frames`` returns: the coded size with the width
+        scaled by the sample aspect ratio, then rotated."""
+        if self._coded_size is None or self._orientation is None:
             self._peek()
         assert self._coded_size is not None
         h, w = self._coded_size
@@ -286,6 +337,8 @@ class VideoReader:
             height=h,
             width=w,
             rotation=self.rotation,
+            mirrored=self.mirrored,
+            sample_aspect_ratio=self.sample_aspect_ratio,
             fps=round(self.fps, 6),
             num_frames=self.num_frames,
             header_frames=self.header_frames,
@@ -344,19 +397,24 @@ class VideoReader:
         else:
             wanted = {int(index.pts[i]): int(i) for i in unique}
             got = {}
+            self._out_of_order = False
             for seek, run in self._runs(unique):
                 got.update(self._decode_wanted(run, seek, self._skip_nonref))
-            if len(got) < len(wanted) and (len(index.keyframes) > 1 or self._skip_nonref):
+            if self._out_of_order and not index.exact:
+                # The decoder put frames out against their timestamps' order: those are not
+                # presentation times, so the frames must be numbered by decoding (below).
+                got = {}
+            elif len(got) < len(wanted) and (len(index.keyframes) > 1 or self._skip_nonref):
                 # A seek that landed late, or a codec that packs frames: try the plain way.
                 missing = {p: i for p, i in wanted.items() if i not in got}
                 got.update(self._decode_wanted(missing, None, False))
         if len(got) == len(unique):
             return got
         if not index.exact:
-            # The packets promised frames that do not decode: number the frames that do.
+            # The packets promised frames that do not decode, or in another order: number the
+            # frames that do, in the order they come out.
             promised = index.num_frames
-            self._index = self._scan(decode=True)
-            index_cache.put(index_cache.key(self.path), self._index)
+            self._reindex_by_decoding()
             if self.num_frames == 0:
                 raise VideoDecodeError(self.path, "no frame decodes")
             if unique.max() < self.num_frames:
@@ -370,6 +428,18 @@ class VideoReader:
         raise VideoDecodeError(
             self.path, f"frame {missing[0]} of {self.num_frames} does not decode"
         )
+
+    def _reindex_by_decoding(self) -> None:
+        self._index = self._scan(decode=True)
+        self._positions = None
+        index_cache.put(index_cache.key(self.path), self._index)
+
+    def _position(self, pts: int | None) -> int | None:
+        """The frame index of the frame with timestamp ``pts`` (None: not a frame of the index)."""
+        if self._positions is None:
+            pts_list = [] if self._index.pts is None else self._index.pts.tolist()
+            self._positions = {int(p): i for i, p in enumerate(pts_list)}
+        return None if pts is None else self._positions.get(pts)
 
     def iter_frames(
         self, indices: Sequence[int] | np.ndarray | None = None
@@ -391,7 +461,7 @@ class VideoReader:
                 if wanted is not None and count >= max(wanted, default=-1):
                     return
             return
-        pts_index = {int(p): i for i, p in enumerate(index.pts.tolist())}
+        pts_index = {int(p): i for i, p in enumerate(index.pts.tolist())}  # index.pts: not None
         if wanted is not None:
             pts_index = {p: i for p, i in pts_index.items() if i in wanted}
         final = max(pts_index.values(), default=-1)  # stop once the last wanted frame is out
@@ -444,14 +514,27 @@ class VideoReader:
     def _decode_wanted(
         self, wanted: dict[int, int], seek: int | None, skip_nonref: bool
     ) -> dict[int, np.ndarray]:
-        """Decode from ``seek`` (None: the start) until every wanted pts has come out."""
+        """Decode from ``seek`` (None: the start) until every wanted pts has come out.
+
+        Notes in ``self._out_of_order`` when frames come out against the index's order."""
         self._seek(seek)
         ctx = self._stream.codec_context
         remaining = dict(wanted)
-        last = max(remaining)
+        last = max(remaining.values())
         out: dict[int, np.ndarray] = {}
         skipping = False
+        previous = -1  # index of the frame that came out last
         past = 0  # frames seen after the last wanted one: decoders may emit late (broken B-frames)
+
+        def take(frame: av.VideoFrame) -> None:
+            nonlocal previous, past
+            self._take(frame, remaining, out)
+            position = self._position(frame.pts)
+            if position is not None:
+                self._out_of_order |= position < previous
+                previous = position
+                past += position > last
+
         for packet in self._packets():
             if skip_nonref:
                 skip = packet.pts is not None and packet.pts not in remaining
@@ -459,13 +542,12 @@ class VideoReader:
                     ctx.skip_frame = "NONREF" if skip else "DEFAULT"
                     skipping = skip
             for frame in self._decode(packet):
-                self._take(frame, remaining, out)
-                past += frame.pts is not None and frame.pts > last
+                take(frame)
             if not remaining or past > _LATE_FRAMES:
                 break
         else:
             for frame in self._decode(None):
-                self._take(frame, remaining, out)
+                take(frame)
         if skipping:
             ctx.skip_frame = "DEFAULT"
         return out
@@ -524,34 +606,73 @@ class VideoReader:
         yield from self._decode(None)
 
     def _peek(self) -> None:
-        """Decode the first frame to learn the rotation (and size) before any get_frames."""
+        """Decode the first frame to learn the orientation (and size) before any get_frames."""
         self._seek(None)
         for frame in self._frames():
-            self._rotation = _rotation(frame)
-            self._coded_size = (frame.height, frame.width)
+            self._orientation = _orientation(frame)
+            self._coded_size = (frame.height, _display_width(frame.width, self._sar))
             break
         else:
-            self._rotation = 0
+            self._orientation = (0, False)
             self._coded_size = (0, 0)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """(H, W, 3) uint8, rotated upright."""
-        array = _converter().reformat(frame, format="rgb24", threads=1).to_ndarray()
-        rotation = _rotation(frame)
-        self._rotation = rotation
+        """(H, W, 3) uint8 as a player shows it: non-square pixels scaled to square ones along
+        the width, then mirrored and rotated upright as the display matrix says."""
+        width = _display_width(frame.width, self._sar)
+        size = {} if width == frame.width else {"width": width, "height": frame.height}
+        array = _converter().reformat(frame, format="rgb24", threads=1, **size).to_ndarray()
+        turns, mirrored = self._orientation = _orientation(frame)
         self._coded_size = array.shape[:2]
-        if rotation:
-            array = np.ascontiguousarray(np.rot90(array, k=rotation // 90))
+        if mirrored:
+            array = array[:, ::-1]
+        if turns:
+            array = np.rot90(array, k=turns)
+        if mirrored or turns:
+            array = np.ascontiguousarray(array)
         return array
 
 
-def _rotation(frame: av.VideoFrame) -> int:
-    """Display-matrix rotation rounded to a multiple of 90, counter-clockwise, in [0, 360)."""
+def _orientation(frame: av.VideoFrame) -> tuple[int, bool]:
+    """(counter-clockwise quarter turns, mirrored) that show ``frame`` as its display matrix says.
+
+    The matrix's 2 x 2 part M is a rotation R, or a left-right mirror H followed by one
+    (M = H R, with a negative determinant); FFmpeg's own rotation getter ignores the mirror and
+    would turn a mirrored picture upside down. Angles are rounded to a multiple of 90 degrees.
+    """
+    matrix = None
     try:
-        degrees = frame.rotation
-    except (AttributeError, ValueError):
-        return 0
-    return round((degrees or 0) / 90.0) % 4 * 90
+        for data in frame.side_data:
+            if data.type == SideDataType.DISPLAYMATRIX:
+                matrix = np.frombuffer(bytes(data), dtype=np.int32)
+                break
+    except (AttributeError, ValueError, TypeError):
+        return (0, False)
+    if matrix is None or matrix.size != 9:
+        return (0, False)
+    # The matrix is row-major [a b u; c d v; x y w]; M = [a b; c d] and R = [cos -sin; sin cos].
+    a, b, c, d = (float(v) for v in matrix[[0, 1, 3, 4]])
+    mirrored = a * d - b * c < 0
+    cos, sin = (-a if mirrored else a), c  # H M negates the first row
+    if cos == 0 and sin == 0:
+        return (0, mirrored)
+    turns = round(np.degrees(np.arctan2(sin, cos)) / 90.0) % 4
+    return (int(turns), bool(mirrored))
+
+
+def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's sample aspect ratio where it is set and valid, else the codec's (as FFmpeg
+    guesses it); None for square or unknown pixels."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar is not None and sar.numerator > 0 and sar.denominator > 0:
+            return None if sar == 1 else Fraction(sar.numerator, sar.denominator)
+    return None
+
+
+def _display_width(width: int, sar: Fraction | None) -> int:
+    """The width square pixels need to show ``width`` pixels of aspect ``sar`` (players scale
+    the width and keep the height)."""
+    return width if sar is None else max(1, round(width * sar))
 
 
 def _reason(err: BaseException) -> str:
