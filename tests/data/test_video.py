@@ -13,7 +13,7 @@ import torch
 
 from data.video_helpers import INDEX_H, INDEX_W, _ffmpeg_exe, index_frame, read_indices
 from timesformer.data import VideoDecodeError, VideoReader, probe, write_video
-from timesformer.data.video import find_videos, videos_under
+from timesformer.data.video import VIDEO_EXTENSIONS, find_videos, videos_under
 from timesformer.errors import ConfigError, TimesformerError
 
 
@@ -521,3 +521,70 @@ def test_find_videos_takes_files_and_the_videos_under_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="empty: no video files in this folder"):
         find_videos([tmp_path / "empty"])
+
+
+# Extension -> ffmpeg output options: a container or stream FFmpeg demuxes under that name.
+_WRITE_AS = {
+    ".qt": ["-f", "mov"],
+    ".divx": ["-f", "avi"],
+    ".mk3d": ["-f", "matroska"],
+    ".mpe": ["-f", "mpeg"],
+    ".mpv": ["-f", "mpeg1video"],
+    ".ogm": ["-f", "ogg"],
+    ".rmvb": ["-f", "rm"],
+    ".avc": ["-f", "h264"],
+    ".mj2": None,  # Motion JPEG 2000: FFmpeg reads it but this build cannot write it
+    ".mjpeg": ["-f", "mjpeg", "-c:v", "mjpeg"],
+    ".mjpg": ["-f", "mjpeg", "-c:v", "mjpeg"],
+    ".3gp": ["-s", "176x144"],
+    ".3g2": ["-s", "176x144"],
+    ".dv": ["-s", "720x480", "-pix_fmt", "yuv411p"],
+    ".dif": ["-f", "dv", "-s", "720x480", "-pix_fmt", "yuv411p"],
+}
+
+
+def test_every_listed_extension_is_a_video_ffmpeg_reads(tmp_path):
+    """Each extension of VIDEO_EXTENSIONS names a container or stream the reader decodes: one
+    ffmpeg run writes six frames under every name (with the muxer and size that name needs)."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        pytest.skip("imageio-ffmpeg is not installed")
+    cmd = [exe, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25"]
+    written = []
+    for ext in VIDEO_EXTENSIONS:
+        options = _WRITE_AS.get(ext, [])
+        if options is None:
+            continue
+        path = tmp_path / f"clip{ext}"
+        cmd += [
+            "-frames:v",
+            "6",
+            *(options if "-pix_fmt" in options else [*options, "-pix_fmt", "yuv420p"]),
+        ]
+        cmd.append(str(path))
+        written.append(path)
+    subprocess.run(cmd, check=True)
+    assert len(written) >= len(VIDEO_EXTENSIONS) - 1
+    for path in written:
+        reader = VideoReader(path)
+        assert reader.num_frames == 6, path.name
+        assert reader.get_frames([5]).shape[0] == 1
+    assert videos_under(tmp_path) == sorted(written)
+
+
+def test_folder_scans_report_what_they_skip(tmp_path, caplog):
+    """Files without a video extension are skipped with one warning that counts them; hidden
+    files (macOS's ._clip.mp4 beside clip.mp4) are not videos."""
+    frames = [index_frame(i) for i in range(3)]
+    for name in ("walk/a.mpv", "walk/b.mts", "run/c.m2ts", "run/d.MP4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_video(tmp_path / "tmp.mp4", frames, 25).rename(tmp_path / name)
+    for name in ("walk/notes.txt", "run/cover.jpg", "run/more.txt", "run/.DS_Store", "run/._d.MP4"):
+        (tmp_path / name).write_bytes(b"x")
+    with caplog.at_level("WARNING"):
+        found = videos_under(tmp_path)
+    assert [p.name for p in found] == ["c.m2ts", "d.MP4", "a.mpv", "b.mts"]
+    assert len(caplog.records) == 1
+    line = caplog.records[0].getMessage()
+    assert f"{tmp_path}: skipped 3 files that are not videos" in line
+    assert "2 .txt, 1 .jpg" in line

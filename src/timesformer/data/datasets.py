@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from timesformer.data import sampling, transforms
 from timesformer.data.errors import DatasetError, VideoDecodeError
-from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader
+from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader, report_skipped, scan_folder
 from timesformer.errors import ConfigError
 
 __all__ = ["ClipConfig", "Mode", "VideoClipDataset", "read_class_names"]
@@ -288,15 +288,18 @@ class VideoClipDataset(Dataset):
         if stray:
             known = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
             raise DatasetError(f"'{root / stray[0]}' is not a class of the class list ({known})")
-        suffixes = {e.lower() for e in extensions}
-        videos = [
-            (path, lookup[folder])
-            for folder in folders
-            for path in sorted((root / folder).rglob("*"))
-            if path.is_file() and path.suffix.lower() in suffixes
-        ]
+        videos: list[tuple[Path, int]] = []
+        skipped: list[Path] = []
+        for folder in folders:
+            found, others = scan_folder(root / folder, extensions)
+            videos += [(path, lookup[folder]) for path in found]
+            skipped += others
         if not videos:
-            raise DatasetError(f"no videos ({', '.join(sorted(suffixes))}) under '{root}'")
+            raise DatasetError(
+                f"no videos under '{root}' (none of its files has a video extension; "
+                f"{len(skipped)} other files)"
+            )
+        report_skipped(root, skipped)
         return cls(videos, names, **kwargs)
 
     @classmethod

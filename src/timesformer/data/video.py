@@ -23,6 +23,7 @@ non-square pixels (the sample aspect ratio, applied to the width) are applied.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,10 +43,35 @@ from timesformer.data.errors import VideoDecodeError
 from timesformer.data.index_cache import FrameIndex, build_index
 from timesformer.errors import ConfigError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoReader", "find_videos", "probe", "videos_under"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "VideoInfo",
+    "VideoReader",
+    "find_videos",
+    "probe",
+    "report_skipped",
+    "scan_folder",
+    "videos_under",
+]
 
-VIDEO_EXTENSIONS: tuple[str, ...] = tuple(
-    ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .ts .ogv .ogg .flv .wmv .3gp".split()  # noqa: SIM905
+_log = logging.getLogger(__name__)
+
+# The file extensions of the video containers and raw video streams FFmpeg demuxes, by family
+# (the list docs/video.md gives). Folder scans take these and report the files they skip.
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    *(".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mj2", ".f4v"),  # MP4 / QuickTime
+    *(".avi", ".divx"),  # AVI
+    *(".mkv", ".mk3d", ".webm"),  # Matroska / WebM
+    *(".mpg", ".mpeg", ".mpe", ".vob"),  # MPEG program stream (DVD)
+    *(".ts", ".mts", ".m2ts", ".m2t"),  # MPEG transport stream (camcorders, broadcast)
+    *(".m1v", ".m2v", ".mpv"),  # MPEG-1/2 video streams
+    *(".ogv", ".ogg", ".ogm"),  # Ogg
+    *(".flv",),  # Flash video
+    *(".wmv", ".asf"),  # Windows Media
+    *(".dv", ".dif"),  # DV
+    *(".mxf", ".nut", ".y4m", ".ivf", ".obu"),  # MXF, NUT, YUV4MPEG, IVF (VP8/VP9/AV1), AV1
+    *(".rm", ".rmvb"),  # RealMedia
+    *(".h264", ".264", ".avc", ".h265", ".265", ".hevc", ".mjpeg", ".mjpg"),  # raw streams
 )
 
 # Containers whose timestamps FFmpeg derives from the decode order, and the codecs whose frames
@@ -687,15 +713,50 @@ def probe(path: str | os.PathLike[str], *, exact: bool = True) -> VideoInfo:
         return reader.info()
 
 
+def scan_folder(
+    folder: Path, extensions: Sequence[str] = VIDEO_EXTENSIONS
+) -> tuple[list[Path], list[Path]]:
+    """(video files, other files) anywhere under ``folder``, each sorted. Videos are told by
+    their extension (any case); hidden files (``.DS_Store``, macOS's ``._clip.mp4``) are neither."""
+    suffixes = {e.lower() for e in extensions}
+    videos: list[Path] = []
+    others: list[Path] = []
+    for path in sorted(folder.rglob("*")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        (videos if path.suffix.lower() in suffixes else others).append(path)
+    return videos, others
+
+
+def report_skipped(folder: Path, skipped: Sequence[Path]) -> None:
+    """One warning line: how many files under ``folder`` were not taken, by extension."""
+    if not skipped:
+        return
+    counts: dict[str, int] = {}
+    for path in skipped:
+        counts[path.suffix.lower() or "(none)"] = counts.get(path.suffix.lower() or "(none)", 0) + 1
+    kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    noun = "file" if len(skipped) == 1 else "files"
+    _log.warning(
+        "%s: skipped %d %s that are not videos by their extension (%s), e.g. %s",
+        folder,
+        len(skipped),
+        noun,
+        kinds,
+        skipped[0],
+    )
+
+
 def videos_under(folder: Path) -> list[Path]:
-    """The video files (by extension) anywhere under ``folder``, sorted.
+    """The video files (by extension, ``VIDEO_EXTENSIONS``) anywhere under ``folder``, sorted;
+    logs one warning with the count of the other files it skipped.
 
     Raises ``ConfigError`` when there is none."""
-    videos = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    )
+    videos, others = scan_folder(folder)
     if not videos:
-        raise ConfigError(f"{folder}: no video files in this folder")
+        other = f" ({len(others)} files of other types, e.g. {others[0].name})" if others else ""
+        raise ConfigError(f"{folder}: no video files in this folder{other}")
+    report_skipped(folder, others)
     return videos
 
 
