@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from data.video_helpers import INDEX_H, INDEX_W, _ffmpeg_exe, index_frame, read_indices
+from timesformer.cli.probe import describe
 from timesformer.data import VideoDecodeError, VideoReader, probe, write_video
 from timesformer.data.video import VIDEO_EXTENSIONS, find_videos, videos_under
 from timesformer.errors import ConfigError, TimesformerError
@@ -344,6 +345,7 @@ def test_mirrored_display_matrix(tmp_path, options, turns, mirrored):
     np.testing.assert_allclose(shown[0], _ffmpeg_shows(path, h, w), atol=12)
     info = probe(path)
     assert (info.rotation, info.mirrored, info.height, info.width) == (turns * 90, mirrored, h, w)
+    assert (", mirrored" in describe(info)) == mirrored  # timesformer probe's line
 
 
 @pytest.mark.parametrize(("sar", "width"), [("2/1", 64), ("1/2", 16), ("16/15", 34)])
@@ -372,6 +374,8 @@ def test_non_square_pixels_are_shown_square(tmp_path, sar, width):
     ) == [0, 3]
     info = probe(path)
     assert (info.sample_aspect_ratio, info.width) == (sar.replace("/", ":"), width)
+    assert f"{width}x{INDEX_H}," in describe(info)
+    assert f"pixels {sar.replace('/', ':')}" in describe(info)
 
 
 def test_frames_against_their_timestamps_order_switch_to_the_decoders_order(

@@ -42,7 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def describe(info: VideoInfo) -> str:
     """One line of text for ``info``."""
     header = "" if info.header_frames == info.num_frames else f" (header: {info.header_frames})"
-    extras = [f"rotated {info.rotation}°"] if info.rotation else []
+    extras = ["mirrored"] if info.mirrored else []
+    extras += [f"rotated {info.rotation}°"] if info.rotation else []
+    if info.sample_aspect_ratio != "1:1":
+        extras.append(f"pixels {info.sample_aspect_ratio} (width scaled to show them square)")
     if info.variable_frame_rate:
         extras.append("variable frame rate")
     tail = "".join(f", {e}" for e in extras)
