@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import struct
 import tempfile
@@ -25,6 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from timesformer.checkpoints import sniff
 from timesformer.errors import CheckpointError
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -52,44 +54,90 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise _fail(path, f"not a valid safetensors file (truncated or corrupt): {err}") from None
+        raise _fail(path, _damaged_safetensors(err)) from None
     return tensors, meta
 
 
 def read_safetensors_metadata(path: Path) -> dict[str, str] | None:
-    """The string metadata of a safetensors file (its header only), or None for another kind."""
+    """The string metadata of a safetensors file (its header only), or None for a checkpoint of
+    another kind; a file that is no checkpoint at all raises ``CheckpointError`` naming what it
+    is (a video, a cut safetensors file...)."""
     try:
         if not is_safetensors(path):
+            found = sniff.sniff(path)
+            if found.problem is not None:
+                raise _fail(path, found.problem)
             return None
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise _fail(path, f"not a valid safetensors file (truncated or corrupt): {err}") from None
+        raise _fail(path, _damaged_safetensors(err)) from None
 
 
-def read_pickled(path: Path) -> Any:
-    """A ``torch.save``/pickle file loaded with ``weights_only=True`` (no code is run)."""
+def _damaged_safetensors(err: Exception) -> str:
+    return f"a truncated or damaged safetensors file ({clean_detail(err)}); {sniff.AGAIN}"
+
+
+def read_pickled(path: Path, kind: str = "unknown") -> Any:
+    """A ``torch.save``/pickle file loaded with ``weights_only=True`` (no code is run).
+
+    ``kind`` is what ``sniff`` made of the file ("torch-zip", "torch-legacy" or "unknown"); it
+    words the error when torch cannot read it. torch's own advice to load with
+    ``weights_only=False`` (or to allow-list globals) is never passed on.
+    """
     try:
         with warnings.catch_warnings():
             # Other pickle protocols are read (or refused) all the same; the warning would add
             # lines to the one-line error of a command.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            # A TorchScript archive is refused below; the warning would be a second line.
+            warnings.filterwarnings("ignore", message=".*TorchScript archive")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         detail = _unpickler_detail(str(err))
+        if "__torch__." in detail:
+            raise _fail(path, sniff.torchscript(ours=False)) from None
         if "GLOBAL" in detail:
-            raise _fail(
-                path, f"refused: the file references Python code ({detail}) that loading would run"
-            ) from None
-        raise _fail(
-            path,
-            f"not a readable checkpoint ({detail}); only tensors and plain containers are accepted",
-        ) from None
+            # "Unsupported global: GLOBAL posix.system": the name is the word after GLOBAL.
+            name = (detail.split("GLOBAL", 1)[1].split() or [detail])[0]
+            raise _fail(path, sniff.refused([name])) from None
+        raise _fail(path, _unreadable(path, kind, detail)) from None
     except Exception as err:
         # Arbitrary bytes make the unpickler and zip reader raise almost anything (EOFError,
         # BadZipFile, RuntimeError, SafetensorError, OverflowError, ...): all mean "not readable".
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise _fail(path, f"not a readable checkpoint (truncated or corrupt): {msg}") from None
+        if "TorchScript" in str(err):
+            raise _fail(path, sniff.torchscript(ours=False)) from None
+        raise _fail(path, _unreadable(path, kind, clean_detail(err))) from None
+
+
+def _unreadable(path: Path, kind: str, detail: str) -> str:
+    """The error text for a file torch.load could not read, by what ``sniff`` made of it."""
+    if kind == "torch-zip":
+        return f"a damaged PyTorch checkpoint ({detail}); {sniff.AGAIN}"
+    if kind == "torch-legacy":
+        what = f"a truncated or damaged PyTorch checkpoint (old torch.save format: {detail})"
+        return f"{what}; {sniff.AGAIN}"
+    with open(path, "rb") as f:
+        start = f.read(8).hex(" ")
+    what = f"not a checkpoint: content of no known kind (it starts with bytes {start})"
+    return f"{what}; {sniff.ACCEPTED}"
+
+
+# Sentences of torch's errors that advise loading unsafely (weights_only=False, allow-listing
+# globals) or point to its documentation: never relayed.
+_UNSAFE_ADVICE = re.compile(
+    r"weights_only|safe_globals|trust|arbitrary code|can still be loaded|documentation|"
+    r"file an issue|recommended steps",
+    re.IGNORECASE,
+)
+
+
+def clean_detail(err: BaseException | str) -> str:
+    """The first informative line of a loader's error, without advice to load unsafely."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", text)
+    kept = [s.strip() for s in sentences if s.strip() and not _UNSAFE_ADVICE.search(s)]
+    return kept[0].rstrip(".") if kept else type(err).__name__
 
 
 def _unpickler_detail(message: str) -> str:
@@ -100,31 +148,37 @@ def _unpickler_detail(message: str) -> str:
             detail = line.split("WeightsUnpickler error:", 1)[-1].strip()
             # torch goes on to explain how to allow the global: not advice to give here.
             return detail.split(" was not an allowed global", 1)[0]
-    generic = ("Weights only load failed", "Check the documentation", "Please file an issue")
-    useful = [ln for ln in lines if not ln.startswith(generic)]
-    return useful[0] if useful else "unpickling failed"
+    return clean_detail(message)
 
 
 def read_tensor_file(path: Path) -> tuple[Any, dict[str, str]]:
-    """Load one weights file of any supported kind: (object, safetensors metadata or {})."""
+    """Load one weights file of any supported kind: (object, safetensors metadata or {}).
+
+    What the file is comes from its content (``sniff``), not its name: a file that is not a
+    checkpoint (a TorchScript or ONNX export, a video, an image, a text file, a cut file...) is
+    refused with an error that names what it is and what is accepted.
+    """
     if not path.exists():
         raise _fail(path, "no such file or folder")
-    if path.stat().st_size == 0:
-        raise _fail(path, "the file is empty")
     try:
-        safetensors_file = is_safetensors(path)
+        found = sniff.sniff(path)
     except OSError as err:  # unreadable (permissions), or a special file
         raise _fail(path, f"cannot be read ({err.strerror or err})") from None
-    if safetensors_file:
+    if found.problem is not None:
+        raise _fail(path, found.problem)
+    if found.kind == "safetensors":
         return read_safetensors(path)
-    return read_pickled(path), {}
+    return read_pickled(path, found.kind), {}
 
 
 def read_hf_folder(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A Hugging Face model folder: (state dict with HF names, config.json as a dict)."""
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise _fail(path, "a folder checkpoint needs a config.json (Hugging Face layout)")
+        # A run folder holds checkpoint files: point at one rather than at the HF layout only.
+        inside = sorted(p.name for p in path.glob("*") if p.suffix in sniff.CHECKPOINT_SUFFIXES)
+        hint = f"; it holds {', '.join(inside[:3])}: pass one of those files" if inside else ""
+        raise _fail(path, f"a folder checkpoint needs a config.json (Hugging Face layout){hint}")
     config = _json_object(config_file, "a transformers model config")
     for name in HF_WEIGHT_FILES:
         if (path / name).is_file():

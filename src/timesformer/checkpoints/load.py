@@ -31,6 +31,7 @@ from timesformer.checkpoints import keys as K
 from timesformer.checkpoints.hf import config_from_hf, preprocess_from_hf
 from timesformer.checkpoints.io import read_hf_folder, read_hf_processor, read_tensor_file
 from timesformer.checkpoints.save import FORMAT_NAME, REFERENCE_SECTION, unwrap
+from timesformer.checkpoints.sniff import ACCEPTED
 from timesformer.config import ModelConfig
 from timesformer.errors import CheckpointError, ConfigError
 from timesformer.layers import resize_pos_embed, resize_time_embed
@@ -160,10 +161,16 @@ def _check_clip_settings(preprocess: dict[str, Any] | None, path: Path) -> None:
 
 def _tensors(obj: Any, path: Path) -> dict[str, Tensor]:
     if not isinstance(obj, dict) or not obj:
-        raise CheckpointError(f"{path}: not a checkpoint (no mapping of names to tensors)")
+        what = f"a {type(obj).__name__}" if not isinstance(obj, dict) else "an empty mapping"
+        raise CheckpointError(
+            f"{path}: not a checkpoint (it holds {what}, not a mapping of names to tensors); "
+            f"{ACCEPTED}"
+        )
     state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     if not state:
-        raise CheckpointError(f"{path}: not a checkpoint (the mapping holds no tensors)")
+        raise CheckpointError(
+            f"{path}: not a checkpoint (the mapping holds no tensors); {ACCEPTED}"
+        )
     return state
 
 
