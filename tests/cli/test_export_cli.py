@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,7 +109,7 @@ def test_scheme_hf_cannot_hold_is_exit_2_and_one_line(tmp_path, capsys):
     assert main(["export", str(path), "--format", "hf", "--out", str(out)]) == 2
     line = one_error_line(capsys)
     assert "'axial'" in line and "divided and joint" in line
-    assert not (out / "config.json").exists()
+    assert not out.exists()
 
 
 def test_missing_onnxscript_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch, checkpoint):
@@ -120,3 +123,34 @@ def test_missing_onnxscript_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch
     line = one_error_line(capsys)
     assert "onnxscript not installed" in line and "pip install onnxscript" in line
     assert not out.exists()
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "hf"])
+def test_a_write_that_fails_midway_is_one_line_and_leaves_nothing(
+    tmp_path, capsys, monkeypatch, checkpoint, fmt
+):
+    path, _ = checkpoint
+    if fmt == "torchscript":
+
+        def half_then_full(self, data):
+            with open(self, "wb") as f:
+                f.write(bytes(data)[: len(data) // 2])
+            _full_disk()
+
+        monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    else:
+        # The weights are written, then the disk fills up before the folder is complete.
+        monkeypatch.setattr("timesformer.checkpoints.hf.write_text", _full_disk)
+    out = tmp_path / "new" / "model"
+    argv = ["export", str(path), "--format", fmt, "--out", str(out), "--no-check"]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert (
+        line == f"timesformer export: error: --out {out}: writing failed: No space left on device"
+    )
+    # No half-written file or folder, no temporary, and not the folder made for them.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.safetensors"]

@@ -113,6 +113,7 @@ def test_concurrent_shards_equal_one_process(capsys, checkpoint, videos, tmp_pat
     ("args", "message"),
     [
         (["{video}", "--shard", "2/2"], "--shard 2/2: the shard index must be in 0 .. 1"),
+        (["{video}", "--shard", "1/0"], "--shard 1/0: the shard count must be at least 1, got 0"),
         (["{video}", "--stride", "1"], "--stride needs --windows"),
         ([], "no videos given"),
         (["{video}", "--list", "{tmp}/none.txt"], "none.txt: cannot read the video list"),

@@ -1,8 +1,12 @@
-"""``timesformer predict``: text and JSON lines, folders, failures, windows and timelines."""
+"""``timesformer predict``: text, JSON Lines and a JSON array, folders, failures, windows and
+timelines, and a write that fails."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +122,46 @@ def test_results_print_above_the_progress_bar(monkeypatch, checkpoint, videos):
     assert len(results) == len(videos) and all(
         ln.startswith(str(videos[0].parent)) for ln in results
     )
+
+
+def test_json_array_prints_one_document(capsys, checkpoint, videos, tmp_path):
+    out_file = tmp_path / "preds.jsonl"
+    code, out, _ = _run(
+        capsys, *videos[:2], "--checkpoint", checkpoint, "--json-array", "--out", out_file
+    )
+    assert code == 0
+    rows = json.loads(out)  # the whole of stdout is one JSON document
+    assert [r["path"] for r in rows] == [str(v) for v in videos[:2]]
+    # --out keeps JSON Lines, one of the same objects per line.
+    assert [json.loads(x) for x in out_file.read_text().splitlines()] == rows
+    # One way of printing at a time.
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", str(videos[0]), "--checkpoint", str(checkpoint), "--json",
+              "--json-array"])  # fmt: skip
+    assert caught.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_help_names_json_lines(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "print JSON Lines" in text and "--json-array" in text
+
+
+def test_a_write_that_fails_midway_is_one_line_and_leaves_nothing(
+    capsys, checkpoint, videos, tmp_path, monkeypatch
+):
+    def full_disk(self, data, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    out_file = tmp_path / "new" / "preds.jsonl"
+    code, _, err = _run(capsys, videos[0], "--checkpoint", checkpoint, "--out", out_file)
+    assert code == 2
+    assert err == (
+        f"timesformer predict: error: --out {out_file}: writing failed: No space left on device\n"
+    )
+    # Neither the half-written temporary file nor the folder made for it is left.
+    assert list(tmp_path.iterdir()) == []

@@ -43,13 +43,15 @@ class Case:
 
     kind: "error" (one ``timesformer CMD: error:`` line), "usage" (argparse: usage + one error
     line), "per_video" (the video fails, the command reports it and exits 1), "json" (probe
-    --json: the error is in the JSON on stdout)."""
+    --json: the error is in the JSON on stdout). ``early``: the command must fail before any long
+    work (loading a checkpoint, training, rendering videos), which then raises instead."""
 
     id: str
     argv: tuple[str, ...]
     names: str
     rc: int = 2
     kind: str = "error"
+    early: bool = False  # an unwritable output: refused before a checkpoint loads or work starts
 
     @property
     def command(self) -> str:
@@ -63,6 +65,11 @@ def C(id: str, argv: str, names: str, rc: int = 2, kind: str = "error") -> Case:
 
 def U(id: str, argv: str, names: str) -> Case:
     return C(id, argv, names, 2, "usage")
+
+
+def W(id: str, argv: str, names: str) -> Case:
+    """An output that cannot be written: one line naming it, before any long work."""
+    return Case(id, tuple(argv.split()), names, early=True)
 
 
 TRAIN = "train --config synthetic {tiny}"
@@ -116,9 +123,11 @@ CASES: list[Case] = [
     C("synth-unknown-pair", "data synth {out} --pairs bogus", "bogus"),
     C("synth-no-pair", "data synth {out} --pairs ,", "--pairs"),
     U("synth-unknown-style", "data synth {out} --style bogus", "--style"),
-    C("synth-out-exists", "data synth {data}", "{data}"),
-    C("synth-out-is-file", "data synth {file}", "{file}"),
-    C("synth-out-under-file", "data synth {file}/sub", "{file}"),
+    W("synth-out-exists", "data synth {data}", "{data}"),
+    W("synth-out-exists-names-the-option", "data synth {data}", "add --overwrite"),
+    W("synth-out-is-file", "data synth {file}", "{file}"),
+    W("synth-out-is-file-overwrite", "data synth {file} --overwrite", "{file}: is a file"),
+    W("synth-out-under-file", "data synth {file}/sub", "{file} is a file"),
     # ---------------------------------------------------------------- train: config files
     C("train-config-missing", "train --config {missing}.yaml", "{missing}.yaml"),
     C("train-config-unknown-name", "train --config nosuch_config", "nosuch_config"),
@@ -175,7 +184,8 @@ CASES: list[Case] = [
     C("train-device-unknown", TRAIN + " run.device=bogus", "run.device"),
     C("train-keep-last-0", TRAIN + " run.keep_last=0", "run.keep_last"),
     C("train-reduce-unknown", TRAIN + " run.eval_reduce=bogus", "run.eval_reduce"),
-    C("train-out-is-file", "train --config synthetic {tiny_file_out}", "{file}"),
+    W("train-out-is-file", "train --config synthetic {tiny_file_out}", "{file}"),
+    W("train-out-under-file", "train --config synthetic {tiny_under_file}", "{file}/run"),
     # ---------------------------------------------------------------- eval
     U("eval-no-checkpoint", "eval --config synthetic", "--checkpoint"),
     C(
@@ -205,8 +215,9 @@ CASES: list[Case] = [
         EVAL + " data.crop_size=18 data.train_scale=[18,20]",
         "data.crop_size",
     ),
-    C("eval-out-is-folder", EVAL + " --out {emptydir}", "{emptydir}"),
-    C("eval-out-under-file", EVAL + " --out {file}/x.json", "{file}"),
+    W("eval-out-is-folder", EVAL + " --out {emptydir}", "{emptydir}: is a folder"),
+    W("eval-out-under-file", EVAL + " --out {file}/x.json", "{file} is a file"),
+    W("eval-out-under-file-no-config", "eval --checkpoint {ckpt} --out {file}/x.json", "{file}"),
     # ---------------------------------------------------------------- demo (fails before work)
     C("demo-unknown-scheme", "demo --out {out} --schemes bogus", "bogus"),
     C("demo-no-scheme", "demo --out {out} --schemes ,", "--schemes"),
@@ -277,15 +288,25 @@ CASES: list[Case] = [
         "--precision",
     ),
     C("predict-device-unknown", "predict {video} --checkpoint {ckpt} --device bogus", "--device"),
-    C(
+    W(
         "predict-timeline-is-file",
         "predict {video} --checkpoint {ckpt} --windows --timeline {file}",
         "{file}",
     ),
-    C(
+    W(
         "predict-out-is-folder",
         "predict {video} --checkpoint {ckpt} --out {emptydir}",
-        "{emptydir}",
+        "--out {emptydir}: is a folder",
+    ),
+    W(
+        "predict-out-under-file",
+        "predict {video} --checkpoint {ckpt} --out {file}/sub/p.jsonl",
+        "--out {file}/sub/p.jsonl: {file} is a file",
+    ),
+    W(
+        "predict-timeline-under-file",
+        "predict {video} --checkpoint {ckpt} --windows --timeline {file}/tl",
+        "--timeline {file}/tl: {file} is a file",
     ),
     # ---------------------------------------------------------------- extract
     U("extract-no-out", "extract {video} --checkpoint {ckpt}", "--out"),
@@ -320,6 +341,11 @@ CASES: list[Case] = [
         "extract-shard-negative",
         "extract {video} --checkpoint {ckpt} --out {out} --shard=-1/2",
         "--shard -1/2",
+    ),
+    C(
+        "extract-shard-count-0",
+        "extract {video} --checkpoint {ckpt} --out {out} --shard 1/0",
+        "--shard 1/0: the shard count must be at least 1, got 0",
     ),
     C(
         "extract-shard-text",
@@ -368,7 +394,12 @@ CASES: list[Case] = [
         "extract {video} --checkpoint {ckpt} --out {out} --device bogus",
         "--device",
     ),
-    C("extract-out-is-file", "extract {video} --checkpoint {ckpt} --out {file}", "{file}"),
+    W("extract-out-is-file", "extract {video} --checkpoint {ckpt} --out {file}", "{file}"),
+    W(
+        "extract-out-under-file",
+        "extract {video} --checkpoint {ckpt} --out {file}/feats",
+        "--out {file}/feats: {file} is a file",
+    ),
     C(
         "extract-not-a-video",
         "extract {notvideo} --checkpoint {ckpt} --out {out} --no-progress",
@@ -432,7 +463,12 @@ CASES: list[Case] = [
         "explain {video} --checkpoint {ckpt} --out {out} --device bogus",
         "--device",
     ),
-    C("explain-out-is-file", "explain {video} --checkpoint {ckpt} --out {file}", "{file}"),
+    W("explain-out-is-file", "explain {video} --checkpoint {ckpt} --out {file}", "{file}"),
+    W(
+        "explain-out-under-file",
+        "explain {video} --checkpoint {ckpt} --out {file}/maps",
+        "--out {file}/maps: {file} is a file",
+    ),
     # ---------------------------------------------------------------- export
     U("export-no-format", "export {ckpt} --out {out}", "--format"),
     U("export-format-unknown", "export {ckpt} --format tflite --out {out}", "--format"),
@@ -463,12 +499,26 @@ CASES: list[Case] = [
         "export {ckpt} --format torchscript --out {out}.pt --opset 17",
         "--opset",
     ),
-    C(
+    W(
         "export-torchscript-to-folder",
         "export {ckpt} --format torchscript --out {emptydir}",
         "{emptydir}",
     ),
-    C("export-hf-to-file", "export {ckpt} --format hf --out {file}", "{file}"),
+    W("export-onnx-to-folder", "export {ckpt} --format onnx --out {emptydir}", "{emptydir}"),
+    W("export-hf-to-file", "export {ckpt} --format hf --out {file}", "{file}: is a file"),
+    *(
+        W(
+            f"export-{fmt}-under-file",
+            f"export {{ckpt}} --format {fmt} --out {{file}}/sub/model",
+            "--out {file}/sub/model: {file} is a file",
+        )
+        for fmt in ("onnx", "torchscript", "hf")
+    ),
+    C(
+        "export-opset-not-onnx-hf",
+        "export {ckpt} --format hf --out {out} --opset 18",
+        "--opset",
+    ),
 ]
 
 # A representative subset through the real entry point, where tracebacks really show.
@@ -481,6 +531,7 @@ SUBPROCESS = (
     "predict-clips-0",
     "extract-shard-3-of-2",
     "export-checkpoint-video",
+    "export-onnx-under-file",
 )
 
 
@@ -543,7 +594,8 @@ def tiny_run(ws: dict[str, str], out: Path) -> list[str]:
 
 def fill(text: str, ws: dict[str, str], out: Path) -> list[str]:
     """The template's words with the paths filled in; ``{tiny}`` expands to the tiny-run
-    overrides (run.out = ``out``), ``{tiny_file_out}`` to the same with run.out a plain file."""
+    overrides (run.out = ``out``), ``{tiny_file_out}`` to the same with run.out a plain file,
+    ``{tiny_under_file}`` with run.out a folder under that file."""
     values = {**ws, "out": str(out)}
     words: list[str] = []
     for word in text.split():
@@ -551,6 +603,8 @@ def fill(text: str, ws: dict[str, str], out: Path) -> list[str]:
             words += tiny_run(ws, out)
         elif word == "{tiny_file_out}":
             words += tiny_run(ws, Path(ws["file"]))
+        elif word == "{tiny_under_file}":
+            words += tiny_run(ws, Path(ws["file"]) / "run")
         else:
             words.append(word.format(**values))
     return words
@@ -602,9 +656,27 @@ def check(case: Case, rc: int, stdout: str, stderr: str, names: str) -> None:
         assert names in entry["error"], shown
 
 
+def _refuse_long_work(*args, **kwargs):
+    raise AssertionError("long work started before the output was checked")
+
+
+def refuse_long_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make loading a checkpoint, training and rendering synthetic videos raise: what a command
+    must not start before it has found its output unwritable."""
+    import timesformer.checkpoints
+    import timesformer.data.synthetic
+    import timesformer.engine
+
+    monkeypatch.setattr(timesformer.checkpoints, "load_checkpoint", _refuse_long_work)
+    monkeypatch.setattr(timesformer.engine.Trainer, "fit", _refuse_long_work)
+    monkeypatch.setattr(timesformer.data.synthetic, "render", _refuse_long_work)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_in_process(case: Case, ws, tmp_path):
+def test_bad_input_in_process(case: Case, ws, tmp_path, monkeypatch):
     out = tmp_path / "out"
+    if case.early:
+        refuse_long_work(monkeypatch)
     before = snapshot(ws["root"])
     rc, stdout, stderr = run_in_process(fill(" ".join(case.argv), ws, out))
     check(case, rc, stdout, stderr, case.names.format(**ws, out=out))
@@ -659,9 +731,19 @@ def test_the_table_is_broad():
     assert len(CASES) >= 100
     assert len({c.id for c in CASES}) == len(CASES)  # ids are unique
     assert set(SUBPROCESS) <= {c.id for c in CASES}
+    # Every command that writes has an output case that must fail before any long work.
+    early = {" ".join(c.argv[:2]) if c.command == "data" else c.command for c in CASES if c.early}
+    assert {"data synth", "train", "eval", "predict", "extract", "explain", "export"} <= early
+    formats = {
+        c.argv[c.argv.index("--format") + 1] for c in CASES if c.early and "--format" in c.argv
+    }
+    assert formats == {"onnx", "torchscript", "hf"}
 
 
-# ---------------------------------------------------------------------- unreadable files
+# ---------------------------------------------------------------------- permissions
+# Unreadable files (chmod 000) and read-only folders (chmod 555) bind root only without the
+# capabilities that override them: as root, every such case runs in one child that lacks them
+# (one child: each pays seconds to import torch). The cases' paths lie in one folder, {perm}.
 UNREADABLE = (
     ("probe", "probe {video}", "{video}"),
     ("train", "train --config {config}", "{config}"),
@@ -672,13 +754,53 @@ UNREADABLE = (
     ("eval", "eval --checkpoint {ckpt} --config {config}", "{config}"),
     ("predict", "predict {good_video} --checkpoint {good} --labels {labels}", "{labels}"),
 )
+# Outputs in or under a chmod 555 folder {ro} (which holds model.safetensors and old.jsonl):
+# each command that writes refuses in one line naming the path (the third field), before any
+# long work. {tiny} is a tiny training run whose run.out is {ro}/run.
+READ_ONLY = (
+    (
+        "predict",
+        "predict {ws_video} --checkpoint {good} --out {ro}/sub/p.jsonl",
+        "{ro}/sub/p.jsonl",
+    ),
+    ("predict", "predict {ws_video} --checkpoint {good} --out {ro}/old.jsonl", "{ro}/old.jsonl"),
+    ("predict", "predict {ws_video} --checkpoint {good} --windows --timeline {ro}/t", "{ro}/t"),
+    ("predict", "predict {ws_video} --checkpoint {good} --windows --timeline {ro}", "{ro}"),
+    ("extract", "extract {ws_video} --checkpoint {good} --out {ro}/feats", "{ro}/feats"),
+    ("extract", "extract {ws_video} --checkpoint {good} --out {ro}", "{ro}"),
+    ("explain", "explain {ws_video} --checkpoint {good} --out {ro}", "{ro}"),
+    ("explain", "explain {ws_video} --checkpoint {good} --out {ro}/maps", "{ro}/maps"),
+    ("export", "export {good} --format onnx --out {ro}/m.onnx", "{ro}/m.onnx"),
+    ("export", "export {good} --format torchscript --out {ro}/m.pt", "{ro}/m.pt"),
+    ("export", "export {good} --format hf --out {ro}/hf", "{ro}/hf"),
+    ("eval", "eval --checkpoint {good} --out {ro}/r.json", "{ro}/r.json"),
+    # No --out: the result file goes beside the checkpoint, here in the read-only folder.
+    ("eval", "eval --checkpoint {ro}/model.safetensors", "{ro}/eval_model.json"),
+    ("data", "data synth {ro}/synth", "{ro}/synth"),
+    ("data", "data synth {ro}/a/b/synth", "{ro}/a/b/synth"),
+    ("train", "train --config synthetic {tiny}", "{ro}/run"),
+)
+NOT_WRITABLE = "is not writable (permission denied)"
 
 _RUNNER = textwrap.dedent(
     """
     import contextlib, io, json, sys, traceback
+    import timesformer.checkpoints, timesformer.data.synthetic, timesformer.engine
     from timesformer.cli import main
+    # What refuse_long_work does: in an early case, a long step started raises (a traceback,
+    # which the check reports).
+    LONG_WORK = [
+        (timesformer.checkpoints, "load_checkpoint"),
+        (timesformer.engine.Trainer, "fit"),
+        (timesformer.data.synthetic, "render"),
+    ]
+    def refuse(*args, **kwargs):
+        raise AssertionError("long work started before the output was checked")
     results = []
-    for argv in json.loads(sys.argv[1]):
+    for argv, early in json.loads(sys.argv[1]):
+        saved = [(owner, name, getattr(owner, name)) for owner, name in LONG_WORK]
+        for owner, name, _ in saved if early else ():
+            setattr(owner, name, refuse)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -688,57 +810,114 @@ _RUNNER = textwrap.dedent(
             except BaseException:
                 traceback.print_exc(file=err)
                 rc = -1
+        for owner, name, original in saved:
+            setattr(owner, name, original)
         results.append([rc, out.getvalue(), err.getvalue()])
     print(json.dumps(results))
     """
 )
-# Root reads any file; without these two capabilities (dropped from the bounding set of the
-# child) it is refused a chmod 000 file like any user.
-_NO_READ_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+# Root reads and writes any file; without these two capabilities (dropped from the bounding set
+# of the child) it is refused a chmod 000 file or a chmod 555 folder like any user.
+_NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
-def test_unreadable_files(ws, tmp_path):
-    """chmod 000 files (as root: in a child that lacks the capabilities to read them anyway)."""
-    good, good_video = tmp_path / "good.safetensors", tmp_path / "good.mp4"
+def run_as_a_user(runs: list[tuple[list[str], bool]], cwd: Path) -> list[tuple[int, str, str]]:
+    """(exit status, stdout, stderr) of each (argv, early) run by a process that file
+    permissions bind: this one, or as root a child without the capabilities that override
+    them. ``early``: long work raises (``refuse_long_work``)."""
+    if os.geteuid() != 0:
+        results = []
+        for argv, early in runs:
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                if early:
+                    refuse_long_work(monkeypatch)
+                results.append(run_in_process(argv))
+        return results
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: every file is readable and writable")
+    proc = subprocess.run(
+        [*_NO_OVERRIDE, sys.executable, "-c", _RUNNER, json.dumps(runs)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot drop the capabilities: {proc.stderr.strip()[-300:]}")
+    return [(rc, out, err) for rc, out, err in json.loads(proc.stdout.strip().splitlines()[-1])]
+
+
+@pytest.fixture(scope="module")
+def permission_runs(ws, tmp_path_factory) -> dict[str, object]:
+    """Every UNREADABLE and READ_ONLY case, run at once: ``values`` (the paths), ``unreadable``
+    and ``read_only`` (their results in order), and ``unchanged`` (whether {perm} and the
+    workspace were left as they were)."""
+    perm = tmp_path_factory.mktemp("perm")
+    good, good_video = perm / "good.safetensors", perm / "good.mp4"
     shutil.copy(ws["ckpt"], good)
     shutil.copy(ws["video"], good_video)
     paths = {
-        "video": tmp_path / "clip.mp4",
-        "ckpt": tmp_path / "model.safetensors",
-        "config": tmp_path / "run.yaml",
-        "list": tmp_path / "videos.txt",
-        "labels": tmp_path / "labels.txt",
+        "video": perm / "clip.mp4",
+        "ckpt": perm / "model.safetensors",
+        "config": perm / "run.yaml",
+        "list": perm / "videos.txt",
+        "labels": perm / "labels.txt",
     }
     shutil.copy(ws["video"], paths["video"])
     shutil.copy(ws["ckpt"], paths["ckpt"])
     paths["config"].write_text("data:\n  num_frames: 4\n")
     paths["list"].write_text(f"{good_video}\n")
     paths["labels"].write_text("left\nright\n")
+    ro = perm / "ro"
+    ro.mkdir()
+    shutil.copy(ws["ckpt"], ro / "model.safetensors")
+    (ro / "old.jsonl").write_text("{}\n")
+    values = {k: str(v) for k, v in paths.items()}
+    values |= {"good": str(good), "good_video": str(good_video), "out": str(perm / "out")}
+    values |= {"ro": str(ro), "ws_video": ws["video"]}
+    runs = [(argv.format(**values).split(), False) for _, argv, _ in UNREADABLE]
+    runs += [(fill(argv, {**ws, **values}, ro / "run"), True) for _, argv, _ in READ_ONLY]
+    before = snapshot(str(perm)), snapshot(ws["root"])
     for p in paths.values():
         p.chmod(0)
-    values = {k: str(v) for k, v in paths.items()}
-    values |= {"good": str(good), "good_video": str(good_video), "out": str(tmp_path / "out")}
-    argvs = [argv.format(**values).split() for _, argv, _ in UNREADABLE]
+    ro.chmod(0o555)
     try:
-        if os.geteuid() == 0:
-            if shutil.which("setpriv") is None:
-                pytest.skip("running as root without setpriv: every file is readable")
-            proc = subprocess.run(
-                [*_NO_READ_OVERRIDE, sys.executable, "-c", _RUNNER, json.dumps(argvs)],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if proc.returncode != 0:
-                pytest.skip(f"cannot drop the read capabilities: {proc.stderr.strip()[-300:]}")
-            results = json.loads(proc.stdout.strip().splitlines()[-1])
-        else:
-            results = [run_in_process(argv) for argv in argvs]
+        results = run_as_a_user(runs, perm)
     finally:
         for p in paths.values():
             p.chmod(0o644)
-    for (command, argv, names), (rc, stdout, stderr) in zip(UNREADABLE, results, strict=True):
+        ro.chmod(0o755)
+    return {
+        "values": values,
+        "unreadable": results[: len(UNREADABLE)],
+        "read_only": results[len(UNREADABLE) :],
+        "unchanged": (snapshot(str(perm)), snapshot(ws["root"])) == before,
+    }
+
+
+def test_unreadable_files(permission_runs):
+    """chmod 000 files (as root: in a child that lacks the capabilities to read them anyway)."""
+    values = permission_runs["values"]
+    for (command, argv, names), (rc, stdout, stderr) in zip(
+        UNREADABLE, permission_runs["unreadable"], strict=True
+    ):
         case = C(f"unreadable-{command}", argv, names)
         check(case, rc, stdout, stderr, names.format(**values))
-    assert not (tmp_path / "out").exists()
+    assert not Path(values["out"]).exists()
+
+
+def test_read_only_folders(permission_runs):
+    """Outputs in or under a folder without write permission (as root: in a child that lacks
+    the capability to write there anyway): one line before any long work, nothing made."""
+    values = permission_runs["values"]
+    ro = values["ro"]
+    for (command, argv, path), (rc, stdout, stderr) in zip(
+        READ_ONLY, permission_runs["read_only"], strict=True
+    ):
+        path = path.format(**values)
+        # The message names the output and the folder that refuses it (itself, or {ro}).
+        names = f"{path}: {NOT_WRITABLE}" if path == ro else f"{path}: {ro} {NOT_WRITABLE}"
+        if command == "train":
+            names = path  # the run folder's check is the trainer's, worded its own way
+        check(C(f"read-only-{command}", argv, names), rc, stdout, stderr, names)
+    assert permission_runs["unchanged"]  # nothing made or changed, in {ro} or the workspace

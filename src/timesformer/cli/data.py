@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from timesformer.cli.common import check_output, writing
 from timesformer.data import synthetic
 from timesformer.errors import TimesformerError
 
@@ -57,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="rich (default): random colours and textures; simple: white shapes on black, "
         "larger, which a small model learns from scratch on a CPU (the demo uses it)",
     )
-    s.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    s.add_argument(
+        "--overwrite", action="store_true", help="replace OUT if it is a folder that exists"
+    )
     s.set_defaults(func=run)
 
 
@@ -98,19 +102,26 @@ def run(args: argparse.Namespace) -> int:
     if args.train_per_class + args.val_per_class == 0:
         raise TimesformerError("--train-per-class and --val-per-class are both 0: no videos")
     pairs = parse_pairs(args.pairs)
-    out = synthetic.make_synthetic(
-        args.out,
-        seed=args.seed,
-        pairs=pairs,
-        train_per_class=args.train_per_class,
-        val_per_class=args.val_per_class,
-        frames=args.frames,
-        size=args.size,
-        fps=args.fps,
-        crf=args.crf,
-        style=args.style,
-        overwrite=args.overwrite,
-    )
+    check_output(args.out, None, folder=True)
+    target = Path(args.out)
+    if not args.overwrite and target.is_dir() and any(target.iterdir()):
+        raise TimesformerError(
+            f"{args.out}: already exists and is not empty; add --overwrite to replace it"
+        )
+    with writing(args.out, None, folder=True):
+        out = synthetic.make_synthetic(
+            args.out,
+            seed=args.seed,
+            pairs=pairs,
+            train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class,
+            frames=args.frames,
+            size=args.size,
+            fps=args.fps,
+            crf=args.crf,
+            style=args.style,
+            overwrite=args.overwrite,
+        )
     n = len(pairs) * 2
     print(
         f"wrote {out}: {n} classes x ({args.train_per_class} train + {args.val_per_class} val) "

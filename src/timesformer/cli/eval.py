@@ -62,7 +62,7 @@ def find_run_config(checkpoint: Path) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
     from timesformer.checkpoints.io import write_text
-    from timesformer.cli.common import check_output_file
+    from timesformer.cli.common import OutputError, check_output, writing
     from timesformer.data import DatasetError
     from timesformer.engine.builders import build_dataset
     from timesformer.engine.config import load_config, validate
@@ -73,7 +73,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else ckpt.with_name(f"eval_{ckpt.stem}.json")
-    check_output_file(str(out), "--out")  # before the evaluation, not after it
+    # Before the evaluation, not after it; the default beside the checkpoint is named as a path.
+    option = "--out" if args.out else None
+    try:
+        check_output(out, option)
+    except OutputError as err:
+        if args.out:
+            raise
+        raise OutputError(f"{err}; name another result file with --out FILE") from None
     files = resolve_config_files(args.config)
     found = None if files else find_run_config(ckpt)
     model = None
@@ -126,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         shutdown(info)
     if not info.is_main:
         return 0
-    write_text(out, json.dumps(result.to_dict(), indent=1))
+    with writing(out, option):
+        write_text(out, json.dumps(result.to_dict(), indent=1))
     print(f"{result.num_videos} videos x {result.num_views} views ({len(result.failed)} failed)")
     print(
         f"video top-1 {100 * result.video_top1:.2f}%  top-5 {100 * result.video_top5:.2f}%  "

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from timesformer.checkpoints import load_checkpoint
+    from timesformer.cli.common import check_output, writing
     from timesformer.data import VideoReader
     from timesformer.data.transforms import MEAN, STD, val_transform
     from timesformer.engine.distributed import pick_device
@@ -97,9 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sampling-rate must be >= 1, got {args.sampling_rate}")
     device = pick_device(args.device, option="--device")
     out = Path(args.out)
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder")
+    check_output(out, "--out", folder=True)
     video = Path(args.video)
     # Open the video first: a bad video fails in a moment, before a large checkpoint loads.
     reader = VideoReader(video)
@@ -134,14 +133,15 @@ def run(args: argparse.Namespace) -> int:
         f"{video.name}: {label} ({100 * float(probs[top]):.1f}%), {model.config.attention} "
         f"attention rollout, {args.head_fusion} over heads"
     )
-    png = save_overlay_grid(
-        shown,
-        result.relevance,
-        out / f"{stem}.png",
-        labels=[f"frame {i}" for i in indices],
-        title=title,
-    )
-    gif = save_overlay_gif(shown, result.relevance, out / f"{stem}.gif")
+    with writing(out, "--out", folder=True):
+        png = save_overlay_grid(
+            shown,
+            result.relevance,
+            out / f"{stem}.png",
+            labels=[f"frame {i}" for i in indices],
+            title=title,
+        )
+        gif = save_overlay_gif(shown, result.relevance, out / f"{stem}.gif")
     per_frame = result.relevance.sum(dim=(1, 2))
     print(f"clip: frames {', '.join(str(int(i)) for i in indices)} of {video.name} ({how})")
     print(f"top class: {label} ({100 * float(probs[top]):.1f}%)")

@@ -64,24 +64,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints import load_checkpoint
+    from timesformer.cli.common import check_output, writing
     from timesformer.errors import ConfigError
     from timesformer.inference.export import export_model, require_onnx
 
     if (args.checkpoint is None) == (args.checkpoint_opt is None):
         raise ConfigError("give the checkpoint once: CHECKPOINT or --checkpoint CHECKPOINT")
     checkpoint = args.checkpoint or args.checkpoint_opt
+    # Everything that can be told from the arguments, before a large checkpoint loads.
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.opset is not None and args.format != "onnx":
+        raise ConfigError(f"--opset applies to ONNX only, not to {args.format!r}")
+    folder = args.format == "hf"
+    check_output(args.out, "--out", folder=folder)
     if args.format == "onnx":
-        require_onnx()  # before spending time loading a large checkpoint
+        require_onnx()
     model = load_checkpoint(checkpoint).eval()
-    report = export_model(
-        model,
-        args.out,
-        args.format,
-        batch_size=args.batch_size,
-        opset=args.opset,
-        check=args.check,
-        progress=True,
-    )
+    with writing(args.out, "--out", folder=folder):
+        report = export_model(
+            model,
+            args.out,
+            args.format,
+            batch_size=args.batch_size,
+            opset=args.opset,
+            check=args.check,
+            progress=True,
+        )
     print(report.summary())
     if report.passed is False:
         print(

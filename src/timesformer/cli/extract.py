@@ -10,7 +10,9 @@ from timesformer.cli.common import (
     add_clip_arguments,
     add_running_arguments,
     check_clip_options,
+    check_output,
     clip_from_args,
+    writing,
 )
 
 
@@ -98,12 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.videos and args.list is None:
         raise ConfigError("no videos given: name files or folders, or --list FILE")
     check_clip_options(args)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: is a file, not a folder")
-    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder")
+    check_output(args.out, "--out", folder=True)
     shard = parse_shard(args.shard)
     items = collect_videos(args.videos, list_file=args.list, root=args.root)
     # torchrun gives each process of a machine its own GPU.
@@ -120,16 +117,17 @@ def run(args: argparse.Namespace) -> int:
         windows=args.windows,
         stride=args.stride,
     )
-    summary = run_extraction(
-        extractor,
-        items,
-        args.out,
-        fmt=args.format,
-        shard=shard,
-        checkpoint=checkpoint,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
+    with writing(args.out, "--out", folder=True):
+        summary = run_extraction(
+            extractor,
+            items,
+            args.out,
+            fmt=args.format,
+            shard=shard,
+            checkpoint=checkpoint,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
     for path, error in summary.errors:
         print(f"{path}: error: {error}", file=sys.stderr)
     where = "" if shard[1] == 1 else f"shard {shard[0]}/{shard[1]}: "

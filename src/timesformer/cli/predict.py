@@ -11,8 +11,9 @@ from timesformer.cli.common import (
     add_clip_arguments,
     add_running_arguments,
     check_clip_options,
-    check_output_file,
+    check_output,
     clip_from_args,
+    writing,
 )
 
 
@@ -40,8 +41,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "list, {name: index} or {index: name}); default: the checkpoint's own names",
     )
     p.add_argument("--topk", type=int, default=5, help="classes per video (5)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per video")
-    p.add_argument("--out", default=None, help="also write the JSON lines to this file")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON Lines: one JSON object per video and line, as each video is done",
+    )
+    shown.add_argument(
+        "--json-array",
+        action="store_true",
+        help="print one JSON document at the end: an array of the videos' objects",
+    )
+    p.add_argument(
+        "--out", default=None, metavar="FILE", help="also write the JSON Lines to this file"
+    )
     g = p.add_argument_group("long videos")
     g.add_argument("--windows", action="store_true", help="slide the clip over the whole video")
     g.add_argument(
@@ -93,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.stride is not None or args.timeline) and not args.windows:
         raise ConfigError("--stride and --timeline need --windows")
     check_clip_options(args)
-    if args.timeline and Path(args.timeline).exists() and not Path(args.timeline).is_dir():
-        raise ConfigError(f"--timeline {args.timeline}: is a file, not a folder")
-    check_output_file(args.out, "--out")
+    check_output(args.out, "--out")
+    check_output(args.timeline, "--timeline", folder=True)
     videos = find_videos(args.videos)
     labels = load_labels(args.labels) if args.labels else None
     device = str(pick_device(args.device or "auto", option="--device"))
@@ -119,8 +131,6 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and len(videos) > 1
     if args.windows:
         timeline = Path(args.timeline) if args.timeline else None
-        if timeline is not None:
-            timeline.mkdir(parents=True, exist_ok=True)
 
         def windowed():
             for path in tqdm(videos, desc="predict", unit="video", disable=not progress):
@@ -130,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
                     yield Prediction(str(path), error=str(err))
                     continue
                 if timeline is not None:
-                    plot_timeline(pred, predictor.labels, timeline / f"{path.stem}_timeline.png")
+                    with writing(timeline, "--timeline", folder=True):
+                        png = timeline / f"{path.stem}_timeline.png"
+                        plot_timeline(pred, predictor.labels, png)
                 yield pred
 
         results = windowed()
@@ -138,17 +150,20 @@ def run(args: argparse.Namespace) -> int:
         results = predictor.predict_many(videos, workers=args.workers, progress=progress)
 
     failed = 0
-    lines: list[str] = []
+    rows: list[dict] = []
     for pred in results:
         failed += not pred.ok
-        line = json.dumps(pred.to_dict()) if args.json or args.out else None
-        if line is not None:
-            lines.append(line)
-        # tqdm.write puts the line above the progress bar instead of onto the bar's own line.
-        tqdm.write(line if args.json else _text(pred))
-        sys.stdout.flush()
+        row = pred.to_dict()
+        rows.append(row)
+        if not args.json_array:
+            # tqdm.write puts the line above the progress bar instead of onto the bar's own line.
+            tqdm.write(json.dumps(row) if args.json else _text(pred))
+            sys.stdout.flush()
+    if args.json_array:
+        print(json.dumps(rows, indent=1), flush=True)
     if args.out:
-        write_text(Path(args.out), "".join(f"{x}\n" for x in lines))
+        with writing(args.out, "--out"):
+            write_text(Path(args.out), "".join(f"{json.dumps(row)}\n" for row in rows))
     if failed:
         print(f"timesformer predict: {failed} of {len(videos)} videos failed", file=sys.stderr)
         return 1

@@ -389,8 +389,11 @@ def make_synthetic(
         raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
         raise TimesformerError("need at least one video per class")
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise TimesformerError(f"'{out}' already exists (pass overwrite=True / --overwrite)")
+    if out.exists() and not out.is_dir():
+        # Not even with overwrite: a file there is not a data set this function made.
+        raise TimesformerError(f"'{out}' is a file, not a folder")
+    if out.exists() and not overwrite and any(out.iterdir()):
+        raise TimesformerError(f"'{out}' already exists (pass overwrite=True to replace it)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

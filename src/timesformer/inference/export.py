@@ -22,8 +22,11 @@ import contextlib
 import copy
 import importlib.metadata
 import importlib.util
+import io
 import json
 import logging
+import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,7 +38,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from timesformer.checkpoints.hf import export_hf
-from timesformer.checkpoints.io import atomic_path
+from timesformer.checkpoints.io import atomic_path, remove_temp
 from timesformer.checkpoints.save import unwrap
 from timesformer.errors import TimesformerError
 
@@ -376,7 +379,12 @@ def export_torchscript(
         # check_trace is off because the comparison below is stricter (other batch sizes too).
         traced = torch.jit.trace(model, (_clip(model, trace_batch, seed=0),), check_trace=False)
         extra = {f"{key}.json": value for key, value in export_metadata(model).items()}
-        torch.jit.save(traced, str(tmp), _extra_files=extra)
+        # Saved to memory, then written by Python: torch.jit.save to a file aborts the whole
+        # process (C++ terminate) when the disk fills up, where Python raises an OSError.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files=extra)
+        tmp.write_bytes(buffer.getbuffer())
+        del buffer
         bar.update()
         if check:
             loaded = torch.jit.load(str(tmp), map_location="cpu")
@@ -395,6 +403,23 @@ def export_torchscript(
 
 
 # ---------------------------------------------------------------------- Hugging Face
+@contextlib.contextmanager
+def _new_folder(folder: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder`` (which does not exist); rename it onto
+    ``folder`` only when the block succeeds, and delete it otherwise."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        yield tmp
+        # mkdtemp makes a private folder (0700); give it the mode of a normally made one.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        os.rename(tmp, folder)
+    finally:
+        remove_temp(tmp)
+
+
 def export_hf_folder(
     model: nn.Module,
     folder: str | Path,
@@ -415,7 +440,12 @@ def export_hf_folder(
         raise ExportError(f"{folder}: is a file; the Hugging Face layout is a folder")
     start = time.perf_counter()
     with _eval_mode(model):
-        out = export_hf(model, folder, class_names)  # each file written atomically
+        if folder.exists():
+            out = export_hf(model, folder, class_names)  # each file written atomically
+        else:
+            with _new_folder(folder) as tmp:  # a failed export leaves no folder
+                export_hf(model, tmp, class_names)
+            out = folder
         size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
         report = ExportReport("hf", out, size, 0.0)
         if check and importlib.util.find_spec("transformers") is None:

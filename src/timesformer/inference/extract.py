@@ -323,7 +323,9 @@ def parse_shard(text: str | None, env: dict[str, str] | None = None) -> tuple[in
             index, count = int(a), int(b)
         except ValueError:
             raise ConfigError(f"--shard must be i/n (e.g. 0/4), got {text!r}") from None
-    if count < 1 or not 0 <= index < count:
+    if count < 1:
+        raise ConfigError(f"{where}: the shard count must be at least 1, got {count}")
+    if not 0 <= index < count:
         raise ConfigError(f"{where}: the shard index must be in 0 .. {count - 1}, got {index}")
     return index, count
 
