@@ -177,6 +177,66 @@ def _with_config(path: Path, good: Path, **changes) -> None:
     save_file(load_file(good), path, metadata=meta)
 
 
+# Files of another kind passed where a checkpoint goes: named by their content (issue 31).
+_MADE: dict[str, bytes] = {}  # the files that take time to make, made once per test session
+
+
+def _made_once(path: Path, make: Callable[[Path], None]) -> None:
+    if path.stem not in _MADE:
+        make(path)
+        _MADE[path.stem] = path.read_bytes()
+    path.write_bytes(_MADE[path.stem])
+
+
+def torchscript_export(path: Path, good: Path) -> None:
+    # What `timesformer export --format torchscript` writes, from the good checkpoint.
+    from timesformer.checkpoints import load_checkpoint
+    from timesformer.inference.export import export_torchscript
+
+    _made_once(path, lambda p: export_torchscript(load_checkpoint(good), p, check=False))
+
+
+def onnx_export(path: Path, good: Path) -> None:
+    # A minimal ONNX model signed as `timesformer export --format onnx` signs its files (a real
+    # export takes seconds).
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("video", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["video"], ["logits"])], "g", [x], [y])
+    model = helper.make_model(graph, producer_name="pytorch")
+    model.metadata_props.add(key="timesformer.clip", value="{}")
+    path.write_bytes(model.SerializeToString())
+
+
+def video_file(path: Path, good: Path) -> None:
+    frames = np.random.default_rng(0).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    write_video(path, frames, 30.0, container_format="mp4")
+
+
+def png_image(path: Path, good: Path) -> None:
+    image = pytest.importorskip("PIL.Image")
+    image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(path, format="PNG")
+
+
+def text_file(path: Path, good: Path) -> None:
+    path.write_text("The weights are at https://example.org/model.pyth\n")
+
+
+# kind -> what the one error line must call the file
+NAMED = {
+    "torchscript_export": "this is a TorchScript export (made by "
+    "`timesformer export --format torchscript`), not a checkpoint; pass the checkpoint it was "
+    "exported from",
+    "onnx_export": "this is an ONNX export (made by `timesformer export --format onnx`)",
+    "video_file": "this is a video file (MP4), not a checkpoint",
+    "png_image": "this is an image (PNG), not a checkpoint",
+    "text_file": "this is a text file, not a checkpoint",
+}
+# torch's advice to load unsafely (its words): never passed on.
+UNSAFE_ADVICE = ("weights_only=False", "set to `False`", "add_safe_globals", "trusted source")
+
 MAKERS: dict[str, Callable[[Path, Path], None]] = {
     f.__name__: f
     for f in (
@@ -199,9 +259,23 @@ MAKERS: dict[str, Callable[[Path, Path], None]] = {
         wrong_shapes,
         wrong_family,
         wrong_scheme,
+        torchscript_export,
+        onnx_export,
+        video_file,
+        png_image,
+        text_file,
     )
 }
-EXTENSIONS = {"pickle": ".pyth", "torch": ".pth", "pyth": ".pyth"}
+EXTENSIONS = {
+    "torchscript": ".pt",
+    "onnx": ".onnx",
+    "video": ".mp4",
+    "png": ".png",
+    "text": ".txt",
+    "pickle": ".pyth",
+    "torch": ".pth",
+    "pyth": ".pyth",
+}
 
 
 # Hugging Face folders (``export_hf`` of the good model) with one file damaged.
@@ -336,6 +410,15 @@ def assert_refused(rc: int, stdout: str, stderr: str, command: str, bad: Path) -
     assert len(lines) == 1, shown
     assert lines[0].startswith(f"timesformer {command}: error: "), shown
     assert str(bad) in lines[0], shown
+    for advice in UNSAFE_ADVICE:
+        assert advice not in stderr, shown
+
+
+def assert_named(kind: str, stderr: str) -> None:
+    """A file of another kind: the line says what it is and what a checkpoint is."""
+    if kind in NAMED:
+        assert NAMED[kind] in stderr, stderr
+        assert ".safetensors" in stderr and "Hugging Face model folder" in stderr, stderr
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -345,6 +428,7 @@ def test_command_refuses_hostile_checkpoint(kind, command, ws, tmp_path):
     out = tmp_path / "out"
     rc, stdout, stderr = run_cli(argv_for(command, bad, ws, out))
     assert_refused(rc, stdout, stderr, command.split("-")[0], bad)
+    assert_named(kind, stderr)
     assert not (tmp_path / MARKER).exists(), "the payload ran"
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
 
@@ -372,6 +456,7 @@ def test_resume_refuses_a_hostile_training_checkpoint(kind, ws, tmp_path):
     argv = ["train", "--config", "synthetic", *tiny_run(ws["data"], run)]
     rc, stdout, stderr = run_cli(argv)
     assert_refused(rc, stdout, stderr, "train", bad)
+    assert_named(kind, stderr)
     assert "run.resume" in stderr  # says how to start over
     assert not (tmp_path / MARKER).exists() and not (run / "checkpoints" / MARKER).exists()
     assert sorted(p.name for p in run.rglob("*")) == ["checkpoints", "epoch_001.safetensors"]
@@ -408,11 +493,16 @@ def test_declared_sizes_are_not_allocated(kind, ws, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kind", "command"), [("pickle_eval_only", "predict"), ("pickle_os_system", "export")]
+    ("kind", "command"),
+    [
+        ("pickle_eval_only", "predict"),
+        ("pickle_os_system", "export"),
+        ("torchscript_export", "info"),
+    ],
 )
 def test_refusal_through_the_entry_point(kind, command, ws, tmp_path):
-    """The real ``timesformer`` process: one line on stderr (no warning from the unpickler, no
-    traceback), exit 2, no payload run."""
+    """The real ``timesformer`` process: one line on stderr (no warning from the unpickler or
+    torch.load, no traceback), exit 2, no payload run."""
     bad = hostile_file(tmp_path, kind, ws["good"])
     out = tmp_path / "out"
     proc = subprocess.run(
@@ -423,6 +513,7 @@ def test_refusal_through_the_entry_point(kind, command, ws, tmp_path):
         timeout=120,
     )
     assert_refused(proc.returncode, proc.stdout, proc.stderr, command, bad)
+    assert_named(kind, proc.stderr)  # and no second line: torch's warning about TorchScript
     assert "add_safe_globals" not in proc.stderr  # no advice to allow the code
     assert not (tmp_path / MARKER).exists()
     assert not out.exists()
