@@ -28,9 +28,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train with the settings of --config (a YAML file, or the name of a shipped config: "
             "k400_base, k400_hr, k400_large, ssv2_base, synthetic) and key=value overrides such "
-            "as optim.lr=0.01 data.root=/videos run.out=runs/x. The merged config is written to "
-            "the run folder, with checkpoints, metrics.jsonl and plots. A run restarted with the "
-            "same run.out continues from its newest checkpoint. For several GPUs or processes: "
+            "as optim.lr=0.01 data.root=/videos run.out=runs/x. Every setting is checked before "
+            "anything is written. "
+            "Class count: the training data's. A shipped config's model.num_classes (400 for "
+            "k400_*) gives way to it, with a line saying so; a model.num_classes you set that "
+            "the data does not have is an error. "
+            "Run folder (run.out): the merged config is written there (config.yaml), with "
+            "checkpoints, metrics.jsonl and plots; each epoch's checkpoint is written before its "
+            "evaluation, so a failure after an epoch never loses it. The same command again "
+            "continues the run from its newest checkpoint (run.resume=true, the default): "
+            "settings changed since are listed, one line each (KEY: OLD -> NEW), and a change "
+            "the run cannot continue with (model architecture or class count, the data's "
+            "classes, steps per epoch, optimizer) is refused. run.resume=false starts over: "
+            "an earlier run in run.out is first moved to the sibling folder RUN_OUT.old-N, "
+            "which the output names. For several GPUs or processes: "
             "torchrun --nproc_per_node=N -m timesformer train ..."
         ),
     )

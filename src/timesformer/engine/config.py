@@ -2,7 +2,9 @@
 
 OmegaConf does the merging and type checking (an unknown key or a value of the wrong type is
 refused with the key's full name); ``load_config`` turns its errors into one-line
-``ConfigError``s.  The merged config is written into every run folder (``config.yaml``).
+``ConfigError``s and remembers where each key's value came from (``key_origin``): a value from a
+shipped config is a default for its own data set, one from the user's file or override is what
+the user asked for.  The merged config is written into every run folder (``config.yaml``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ class ModelSection:
 
     name: str = "timesformer_base"
     attention: str = "divided"
-    num_classes: int | None = None  # default: the data set's class count
+    # Unset: the training data's class count.  Set by a shipped config (k400_base: 400) it gives
+    # way to the data's count with a notice; set by the user it must match the data.
+    num_classes: int | None = None
     patch_size: int | None = None
     embed_dim: int | None = None
     depth: int | None = None
@@ -95,7 +99,10 @@ class RunSection:
     compile: bool = False
     keep_last: int = 2  # epoch checkpoints kept besides best.safetensors
     eval_every: int = 1
-    resume: bool = True  # continue from the newest checkpoint in ``out`` when there is one
+    # true: continue the run in ``out`` from its newest checkpoint (refused when the config has
+    # changed in a way that run cannot continue); false: start over, the old run in ``out``
+    # moved aside to the sibling folder OUT.old-N first.
+    resume: bool = True
     max_steps_per_epoch: int | None = None
     eval_reduce: str = "sum"  # how views combine: sum (of logits, the reference) | softmax
     progress: bool = True
@@ -190,7 +197,7 @@ def _validate_model(cfg: TrainConfig) -> None:
     arch_keys = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "drop_path_rate")
     arch = {k: getattr(m, k) for k in arch_keys if getattr(m, k) is not None}
     try:
-        model_config(
+        config = model_config(
             m.name,
             attention=m.attention,
             num_classes=m.num_classes or 1,  # unset: the data set's count, at least 1
@@ -198,8 +205,26 @@ def _validate_model(cfg: TrainConfig) -> None:
             img_size=cfg.data.crop_size,
             **arch,
         )
+        # The scheme's grid rules (local_global: even frames and patches per side) would
+        # otherwise be met only in the first forward pass, after the run folder exists.
+        check_grid(config, cfg.data.num_frames, cfg.data.crop_size)
     except ConfigError as err:
         raise ConfigError(f"model section: {err}") from None
+
+
+def check_grid(config: Any, num_frames: int, crop_size: int) -> None:
+    """``ConfigError`` unless the attention scheme of ``config`` (a ``ModelConfig``) runs on
+    clips of ``num_frames`` frames of ``crop_size`` pixels (the message names the keys)."""
+    from timesformer.schemes import SCHEMES, Grid
+
+    side = crop_size // config.patch_size
+    try:
+        SCHEMES[config.attention].check_grid(Grid(num_frames, side, side))
+    except ConfigError as err:
+        raise ConfigError(
+            f"{err} (data.num_frames {num_frames}, data.crop_size {crop_size} / patch size "
+            f"{config.patch_size}); change data.num_frames or data.crop_size, or model.attention"
+        ) from None
 
 
 def _one_line(err: OmegaConfBaseException) -> str:
@@ -215,8 +240,11 @@ def load_config(
     base: dict[str, Any] | None = None,
 ) -> TrainConfig:
     """Defaults <- ``base`` (a mapping of sections, e.g. what a checkpoint implies) <- each YAML
-    file in order <- ``key=value`` overrides (values parsed as YAML)."""
+    file in order <- ``key=value`` overrides (values parsed as YAML).
+
+    The config remembers which layer set each key (``key_origin``)."""
     merged = OmegaConf.structured(TrainConfig)
+    origins: dict[str, str] = {}
     if base:
         try:
             merged = OmegaConf.merge(merged, OmegaConf.create(base))
@@ -243,6 +271,9 @@ def load_config(
             merged = OmegaConf.merge(merged, OmegaConf.create(data))
         except OmegaConfBaseException as err:
             raise ConfigError(f"{path}: {_one_line(err)}") from None
+        shipped = path.resolve().parent == _SHIPPED
+        origin = f"{SHIPPED_ORIGIN} {path.stem}" if shipped else str(path)
+        origins.update(dict.fromkeys(_leaf_keys(data), origin))
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(
@@ -257,11 +288,36 @@ def load_config(
             OmegaConf.update(merged, key.strip(), parsed, merge=True, force_add=False)
         except OmegaConfBaseException as err:
             raise ConfigError(f"override {item!r}: {_one_line(err)}") from None
+        origins[key.strip()] = f"the override {item}"
     try:
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(_one_line(err)) from None
+    # An attribute, not a field: it is no setting, so it stays out of config.yaml and of ==.
+    cfg._origins = origins
     return validate(cfg) if check else cfg
+
+
+_SHIPPED = Path(__file__).resolve().parent.parent / "configs"
+SHIPPED_ORIGIN = "the shipped config"
+
+
+def _leaf_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of a nested mapping's leaves (``model.num_classes``)."""
+    keys = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            keys += _leaf_keys(value, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def key_origin(cfg: TrainConfig, key: str) -> str | None:
+    """Where ``load_config`` took the value of ``key`` (dotted) from: "the shipped config NAME",
+    the path of a config file, or "the override KEY=VALUE"; None for a default, or for a config
+    that was not made by ``load_config``."""
+    return getattr(cfg, "_origins", {}).get(key)
 
 
 def to_yaml(cfg: TrainConfig) -> str:
@@ -270,7 +326,7 @@ def to_yaml(cfg: TrainConfig) -> str:
 
 def packaged_config(name: str) -> Path:
     """A config shipped with the package (``timesformer/configs/NAME.yaml``)."""
-    path = Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"
+    path = _SHIPPED / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"no shipped config named {name!r}")
     return path

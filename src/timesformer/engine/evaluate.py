@@ -150,6 +150,13 @@ def evaluate(
     device = device or next(model.parameters()).device
     names = dataset.class_names
     c = len(names)
+    outputs = getattr(getattr(model, "config", None), "num_classes", c)
+    if outputs != c:
+        # Checked before any video is read: the scores could not be matched to the class list.
+        raise ConfigError(
+            f"the model gives {outputs} class scores, the data has {c} classes; evaluate it on "
+            "data with its classes"
+        )
     mine = list(range(info.rank, len(dataset), info.world_size))
     loader = DataLoader(
         EvalItems(dataset, mine), batch_size=batch_size, num_workers=workers, collate_fn=_collate

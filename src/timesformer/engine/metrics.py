@@ -28,7 +28,15 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]
 class RunLog:
     """Appends one JSON object per event to ``metrics.jsonl`` (and TensorBoard if available)."""
 
-    def __init__(self, folder: Path, tensorboard: bool = True, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        tensorboard: bool = True,
+        enabled: bool = True,
+        purge_step: int | None = None,
+    ) -> None:
+        """``purge_step``: a resumed run's first step; TensorBoard hides what earlier sessions
+        logged from that step on (the part of a stopped run that the resume trains again)."""
         self.path = folder / "metrics.jsonl"
         self.enabled = enabled
         self.tb = None
@@ -36,7 +44,8 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(folder / "tensorboard"))
+                extra = {} if purge_step is None else {"purge_step": purge_step}
+                self.tb = SummaryWriter(str(folder / "tensorboard"), **extra)
             except ImportError:
                 log.info("TensorBoard logging is off: the tensorboard package is not installed")
             except Exception as err:  # a folder it cannot write, a broken install
@@ -98,9 +107,35 @@ def process_resources() -> dict[str, int]:
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``; a line a killed run left half-written is skipped."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def trim_log(path: Path, step: int, epoch: int) -> None:
+    """Keep only the records of ``metrics.jsonl`` up to optimizer step ``step`` and epoch
+    ``epoch``: a resumed run trains again what its predecessor logged after its checkpoint, and
+    would otherwise log those steps twice. Rewritten atomically; nothing to do without a file."""
+    from timesformer.checkpoints.io import write_text
+
+    if not path.is_file():
+        return
+    kept = [
+        r
+        for r in read_log(path)
+        if not (r.get("kind") == "step" and r.get("step", 0) > step)
+        and not (r.get("kind") == "epoch" and r.get("epoch", 0) > epoch)
+    ]
+    write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def plot_curves(records: list[dict[str, Any]], out: Path, title: str = "") -> Path | None:

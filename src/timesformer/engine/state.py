@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from timesformer.checkpoints.io import (
@@ -40,6 +41,20 @@ class TrainState:
     best_metric: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Whether epoch ``epoch``'s end-of-epoch work (evaluation, best checkpoint, log record) was
+    # done when this state was saved: the checkpoint is written before it, so that a failure
+    # there cannot lose the epoch, and a resume does what is missing.
+    epoch_finished: bool = True
+
+
+@dataclass
+class RunRecord:
+    """What a training checkpoint's header says about its run (read without the tensors)."""
+
+    state: TrainState
+    run_config: dict[str, Any]  # the run's TrainConfig as nested sections ({} when absent)
+    model_config: dict[str, Any]  # the model's ModelConfig fields
+    class_names: list[str] | None
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -119,6 +134,24 @@ def read_train_state(path: Path) -> TrainState | None:
     if meta is None or "train_state" not in meta:
         return None
     return _train_state(meta, path)
+
+
+def read_run_record(path: Path) -> RunRecord:
+    """The run a training checkpoint belongs to, from its header alone; ``CheckpointError`` for
+    a file that is not a readable training checkpoint."""
+    meta = read_safetensors_metadata(path)
+    if meta is None or "train_state" not in meta:
+        raise CheckpointError(f"{path}: not a training checkpoint (no training state inside)")
+    state = _train_state(meta, path)
+    try:
+        run_config = yaml.safe_load(meta.get("run_config") or "{}") or {}
+        model_config = json.loads(meta["config"])
+        names = json.loads(meta["class_names"]) if "class_names" in meta else None
+    except (KeyError, TypeError, json.JSONDecodeError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{path}: damaged training state ({err})") from None
+    if not isinstance(run_config, dict) or not isinstance(model_config, dict):
+        raise CheckpointError(f"{path}: damaged training state (run or model config)")
+    return RunRecord(state, run_config, model_config, names)
 
 
 def _train_state(meta: dict[str, str], path: Path) -> TrainState:
