@@ -38,3 +38,7 @@ def test_miniature_demo_writes_its_report(tmp_path):
     for scheme in ("space", "divided"):
         config = (tmp_path / scheme / "config.yaml").read_text()
         assert "lr: 0.0005" in config and "epochs: 1" in config
+    # A second demo in the same folder replaces its runs instead of keeping them beside.
+    run_demo(DemoSettings(out=tmp_path, schemes=("space",), train_per_class=6, val_per_class=2,
+                          epochs=1, progress=False), log=lines.append)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("space")) == ["space"]

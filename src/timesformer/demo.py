@@ -9,6 +9,7 @@ classes apart: a scheme blind to order is at 50% there.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,12 +96,17 @@ def run_demo(s: DemoSettings, log=print) -> list[SchemeResult]:
         )
     results = []
     for attention in s.schemes:
+        run = s.out / attention
+        if (run / "config.yaml").is_file():
+            # The demo's own earlier run of this scheme: a new demo replaces it rather than
+            # keeping it beside as run.resume=false would (runs/demo/divided.old-1, ...).
+            shutil.rmtree(run)
         cfg = load_config(
             [packaged_config("synthetic")],
             [
                 f"data.root={data}",
                 f"model.attention={attention}",
-                f"run.out={s.out / attention}",
+                f"run.out={run}",
                 f"optim.epochs={s.epochs}",
                 f"run.seed={s.seed}",
                 "run.resume=false",
