@@ -15,7 +15,7 @@ from timesformer.model import TimeSformer
 from timesformer.schemes import ATTENTION_SCHEMES
 from timesformer.variants import create_model, list_models
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ATTENTION_SCHEMES",
