@@ -128,7 +128,7 @@ class TimeSformer(nn.Module):
         """(B, C, T, H, W) -> (final tokens in the scheme's layout, before ``norm``; grid).
 
         With ``cls_only`` the last block computes the cls token(s) alone, (B, 1, D) ((B*T, 1, D)
-        for space): enough for ``scheme.pool``, and the same values as the full tokens' cls.
+        for space): enough for ``scheme.pool``, and the full tokens' cls values up to rounding.
         """
         tokens, grid = self.embed(x)
         last = len(self.blocks) - 1
@@ -144,8 +144,8 @@ class TimeSformer(nn.Module):
         """(B, C, T, H, W) -> the pooled clip embedding (B, D), after the final LayerNorm."""
         # Only the cls token leaves the last block, so its patch tokens' queries, outputs and MLP
         # are skipped: about 5% of TimeSformer-Base's MACs, in inference and in training (the
-        # same logits and gradients; tests check both). Not while the last block keeps its
-        # attention weights for someone to read.
+        # same logits and gradients up to rounding; tests check both). Not while the last block
+        # keeps its attention weights for someone to read.
         keeps = any(m.keep_attention for m in self.blocks[-1].modules() if isinstance(m, Attention))
         tokens, grid = self.forward_tokens(x, cls_only=not keeps)
         return self.norm(self.scheme.pool(tokens, grid))

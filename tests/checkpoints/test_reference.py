@@ -127,7 +127,7 @@ def test_a_built_model_comes_in_eval_mode_and_a_given_one_keeps_its_mode(tmp_pat
     assert not model.training and model.config.drop_path_rate > 0
     x = clip()
     with torch.no_grad():  # no drop path: the checkpoint's outputs, the same every call
-        assert torch.equal(model(x), model(x))
+        assert torch.equal(model(x), model(x))  # exact: one path run twice, nothing random
     into = tiny("divided", drop_path_rate=0.5).train()
     assert timesformer.load_checkpoint(path, into).training
 

@@ -60,7 +60,8 @@ def test_image_vit_initialises_divided_model_equal_to_image_model(tmp_path):
         torch.testing.assert_close(
             model(static_clip), image_vit_logits(state, img), atol=1e-5, rtol=1e-5
         )
-        # One frame: the divided model is exactly the image model for any image.
+        # One frame: the divided model computes the image model's function for any image
+        # (equal to rounding: two implementations of it).
         torch.testing.assert_close(
             model(img.unsqueeze(2)), image_vit_logits(state, img), atol=1e-5, rtol=1e-5
         )

@@ -25,7 +25,7 @@ def test_drop_path_keeps_expectation_and_is_identity_in_eval():
     dp = DropPath(0.3)
     x = torch.ones(20000, 3)
     dp.eval()
-    assert torch.equal(dp(x), x)
+    assert torch.equal(dp(x), x)  # exact: in eval mode drop path hands its input back untouched
     dp.train()
     y = dp(x)
     kept = (y[:, 0] > 0).float().mean().item()
@@ -40,6 +40,7 @@ def test_pos_embed_resize_on_the_2d_grid():
     pos = torch.cat((torch.full((1, 1, 2), 7.0), grid), 1)
     out = resize_pos_embed(pos, (4, 4), (2, 2), mode="nearest")
     assert out.shape == (1, 17, 2)
+    # Exact: nearest resizing only copies values.
     assert out[0, 0].tolist() == [7.0, 7.0]
     cells = out[0, 1:].reshape(4, 4, 2)
     assert cells[..., 0].tolist() == [[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]
@@ -49,7 +50,7 @@ def test_pos_embed_resize_on_the_2d_grid():
 
 
 def test_time_embed_resize_in_1d():
-    te = torch.arange(4.0).reshape(1, 4, 1)
+    te = torch.arange(4.0).reshape(1, 4, 1)  # exact below: nearest resizing only copies values
     assert resize_time_embed(te, 8)[0, :, 0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert resize_time_embed(te, 2)[0, :, 0].tolist() == [0, 2]
     assert resize_time_embed(te, 4) is te
@@ -104,8 +105,10 @@ def test_attention_with_fewer_queries_equals_the_first_rows(grad):
 @pytest.mark.parametrize("length", [8, 13])
 def test_split_heads_gives_autograds_values_and_gradients(monkeypatch, autocast, length):
     """The plain path with ``SplitHeads`` (CPU, gradients wanted) against the permute, unbind
-    and scale it replaces: the same output and gradients, bit for bit, in fp32 and under bf16
-    autocast."""
+    and scale it replaces: the same output and gradients to rounding, in fp32 and under bf16
+    autocast. Not bit for bit: the products read contiguous copies on one path and strided
+    views on the other, and oneDNN may pick other kernels for them (on an AMD Zen 4 the fp32
+    outputs differed by 9e-8)."""
     from timesformer.layers import attention
 
     torch.manual_seed(0)
@@ -132,9 +135,11 @@ def test_split_heads_gives_autograds_values_and_gradients(monkeypatch, autocast,
     calls.clear()
     reference = run()
     assert not calls
+    # bf16 autocast: the output is bf16, the gradients fp32 but through bf16 products.
+    tol = 1.6e-2 if autocast else 1e-5
     for a, b in zip(split, reference, strict=True):
         assert a.dtype == b.dtype
-        assert torch.equal(a, b), (a - b).abs().max()
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
 def test_split_heads_gradient_is_the_numerical_one():

@@ -31,7 +31,8 @@ def test_short_group_attention_refuses_shapes_it_cannot_take():
 
 
 def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
-    # The kernel is for CUDA devices only: on the CPU the layer keeps its own path, bit for bit.
+    # The kernel is for CUDA devices only: on the CPU the switch changes nothing, so both runs
+    # take the very same path, same shapes and settings.
     torch.manual_seed(0)
     layer = Attention(32, 2).train()
     x = torch.randn(5, 8, 32, requires_grad=True)
@@ -42,6 +43,7 @@ def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
             out = layer(x)
         (grad,) = torch.autograd.grad(out.float().square().sum(), x)
         outs.append((out, grad))
+    # Exact: one code path run twice on the same input (the switch is not read on the CPU).
     assert torch.equal(outs[0][0], outs[1][0])
     assert torch.equal(outs[0][1], outs[1][1])
 
@@ -66,7 +68,7 @@ def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match=r"kernel does not run here \(CompilationError: out"):
         got = layer(x)
     monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
-    assert torch.equal(got, layer(x))
+    assert torch.equal(got, layer(x))  # exact: the fallback is the path without the kernel
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -128,17 +130,19 @@ def test_compiled_graphs_ask_the_probe_and_fall_back_too(why, monkeypatch):
         again = compiled(x)  # the same graph, no new trace: the probe is not asked again
     assert traced and set(asked) == {(torch.device("cpu"), torch.bfloat16, 16)}
     assert len(asked) == traced
-    assert torch.equal(got, again)
+    assert torch.equal(got, again)  # exact: the same compiled graph run twice
     warned = [w for w in caught if "kernel does not run here" in str(w.message)]
     assert bool(warned) == bool(why)
     # The graph gives eager's output with the stand-in where the probe passed, without it
-    # where it failed (and the two differ).
+    # where it failed (and the two differ). To bf16 rounding, not bit for bit: the graph and
+    # eager mode are different paths (eager splits the heads with SplitHeads, the graph with
+    # a permute and a product on strided views).
     monkeypatch.setattr(short_groups, "unavailable", lambda *key: None)
     kernel = layer(x)
     monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
     plain = layer(x)
-    assert not torch.allclose(kernel, plain)
-    assert torch.equal(got, kernel if why is None else plain)
+    assert not torch.allclose(kernel, plain, rtol=0.1, atol=0.1)
+    torch.testing.assert_close(got, kernel if why is None else plain, rtol=1.6e-2, atol=1e-2)
 
 
 def test_the_probe_reports_a_kernel_that_cannot_run(monkeypatch):

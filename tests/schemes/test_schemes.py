@@ -269,11 +269,13 @@ def test_ungrouped_views_and_adds_are_the_copied_ungroup(scheme):
         assert view.data_ptr() == y.data_ptr()
         assert view.shape[0] == b and view.shape[-1] == d
         copied = block.ungroup(step, y, grid, b)
+        # Exact: a view and a copy of the same elements.
         torch.testing.assert_close(view.reshape(copied.shape), copied, rtol=0, atol=0)
+        # Exact: one IEEE add of the same two numbers per element, whatever the layout.
         torch.testing.assert_close(
             block.add_ungrouped(p, step, y, grid), p + copied, rtol=0, atol=0
         )
-        # group's inverse
+        # group's inverse; exact: both only move elements
         torch.testing.assert_close(block.ungroup(step, seqs, grid, b), p, rtol=0, atol=0)
 
 
@@ -301,6 +303,8 @@ def test_join_tokens_is_the_two_sums_and_cat(dtypes):
 
     weights = torch.randn(2, 13, 5, generator=gen)
     fast, slow = joined(True), joined(False)
+    # Exact: each element is one IEEE add of the same two numbers (bf16 widens to fp32
+    # exactly first), and the gradients are views, copies and casts of the same upstream one.
     assert fast.dtype == slow.dtype == stream and torch.equal(fast, slow)
     for a, b in zip(
         torch.autograd.grad((fast * weights).sum(), inputs),

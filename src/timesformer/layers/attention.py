@@ -210,7 +210,9 @@ class SplitHeads(torch.autograd.Function):
     Autograd's own backward of a permute, unbind and scale gets there in three passes over the
     gradient of qkv: the scale, ``torch.stack`` of the three, and the copy of the permuted stack
     into qkv's layout. This one writes the three gradients straight into that layout, one pass,
-    with the same values (the scale is the same product). Measured with the other pass savings
+    with the same values (the scale is the same product); the products after it read another
+    memory layout than autograd's path gives them, so the layer's results agree to rounding
+    only (9e-8 apart on an AMD Zen 4 in fp32). Measured with the other pass savings
     of the same change by ``benchmarks/ab_revisions.py`` (README, "Fewer passes over the
     tokens").
     """
