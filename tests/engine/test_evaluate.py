@@ -21,9 +21,13 @@ def test_int8_evaluation_predicts_what_fp32_does_and_leaves_the_model_float(synt
     fp32 = evaluate(model, data, progress=False)
     int8 = evaluate(model, data, precision="int8", progress=False)
     assert int8.num_videos == fp32.num_videos == len(data)
-    assert torch.equal(int8.scores.argmax(-1), fp32.scores.argmax(-1))
+    # int8's rounding, not fp32's: 0.043 at most on an AMD Zen 4; other CPUs' int8 kernels
+    # may round otherwise.
+    torch.testing.assert_close(int8.scores, fp32.scores, rtol=0.05, atol=0.1)
     assert not torch.equal(int8.scores, fp32.scores)  # the products did run in int8
-    torch.testing.assert_close(int8.scores, fp32.scores, rtol=0.05, atol=0.05)
+    # Safe to compare exactly: every video's top two scores lie at least 2.5 apart in fp32,
+    # far more than twice what int8 may move a score.
+    assert torch.equal(int8.scores.argmax(-1), fp32.scores.argmax(-1))
     assert not getattr(model.blocks[0].mlp.fc1, linear_mod.INT8_ATTR)  # float again
     with pytest.raises(ConfigError, match="CPU only"):
         evaluate(model, data, precision="int8", device=torch.device("cuda"), progress=False)
@@ -41,6 +45,7 @@ def test_inference_copy_shares_or_converts_and_never_touches_the_model():
     for name, p in model.named_parameters():
         assert ours[name] is not p and ours[name].data_ptr() == p.data_ptr()
     with torch.no_grad():
+        # Exact: the same weights through the same eval path, same input and settings.
         assert torch.equal(shared(x), expected)
     shared.to(torch.float64)  # moving the copy replaces its own tensors only
     assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -33,8 +33,10 @@ def test_predict_matches_the_protocol_computed_by_hand(checkpoint, videos):
         expected = model(views).mean(0).softmax(-1)
     assert pred.num_views == 3
     assert [lab for lab, _ in pred.top] == [CLASSES[i] for i in expected.topk(3).indices]
-    assert [p for _, p in pred.top] == pytest.approx(expected.topk(3).values.tolist(), abs=1e-6)
-    assert torch.allclose(pred.probs, expected, atol=1e-6)
+    assert [p for _, p in pred.top] == pytest.approx(
+        expected.topk(3).values.tolist(), rel=1e-5, abs=1e-6
+    )
+    torch.testing.assert_close(pred.probs, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_clips_and_crops_multiply_the_views(checkpoint, videos):
@@ -102,8 +104,9 @@ def test_bf16_gives_the_fp32_ranking(checkpoint, videos):
     bf16 = _predictor(checkpoint, topk=5, precision="bf16")
     assert next(bf16.model.parameters()).dtype == torch.bfloat16
     pred = bf16.predict(videos[2])
+    # fp32's top class leads by 0.054; bf16 moves a probability by under 0.001.
     assert pred.top[0][0] == fp32.top[0][0]
-    assert torch.allclose(pred.probs, fp32.probs, atol=0.02)
+    torch.testing.assert_close(pred.probs, fp32.probs, rtol=0, atol=0.02)
 
 
 @pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
@@ -112,8 +115,11 @@ def test_int8_gives_the_fp32_ranking_and_refuses_what_it_cannot_do(checkpoint, v
     int8 = _predictor(checkpoint, topk=5, precision="int8")
     assert next(int8.model.parameters()).dtype == torch.float32  # the weights stay fp32
     pred = int8.predict(videos[2])
-    assert [t[0] for t in pred.top] == [t[0] for t in fp32.top]
-    assert torch.allclose(pred.probs, fp32.probs, atol=0.02)
+    # The top class, not the whole order: fp32's top class leads by 0.054 and int8 moves a
+    # probability by 0.003 (AMD Zen 4), but the 2nd to 4th lie only 0.02-0.03 apart, an order
+    # that int8 rounding on another CPU could swap.
+    assert pred.top[0][0] == fp32.top[0][0]
+    torch.testing.assert_close(pred.probs, fp32.probs, rtol=0, atol=0.02)
     assert not torch.equal(pred.probs, fp32.probs)  # it did run in int8
     with pytest.raises(ConfigError, match="CPU only"):
         _predictor(checkpoint, precision="int8", device="cuda")
@@ -129,16 +135,18 @@ def test_a_model_shared_by_two_predictors_is_left_as_it_was(checkpoint, videos, 
     clip = default_clip_config(model, sampling_rate=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     other = Predictor(model, clip=clip, precision=precision).predict(videos[2])
-    # The caller's model: same tensors, same dtype, still training, not marked for int8.
+    # The caller's model: same tensors (exactly: never written), same dtype, still training,
+    # not marked for int8.
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert next(model.parameters()).dtype == torch.float32 and model.training
     assert not any(getattr(m, linear_mod.INT8_ATTR, False) for m in model.modules())
     # An fp32 predictor of the same model gives exactly what a fresh model's gives, where a
-    # model converted in place gave a dtype error (bf16) or int8 results (int8).
+    # model converted in place gave a dtype error (bf16) or int8 results (int8). Exact: the
+    # same weights, video and fp32 path run twice.
     fp32 = Predictor(model, clip=clip).predict(videos[2])
     assert torch.equal(fp32.probs, _predictor(checkpoint).predict(videos[2]).probs)
     assert not torch.equal(fp32.probs, other.probs)
-    assert fp32.top[0][0] == other.top[0][0]
+    assert fp32.top[0][0] == other.top[0][0]  # a lead of 0.054 against a change under 0.004
 
 
 def test_an_fp32_predictor_shares_the_models_weights(checkpoint):

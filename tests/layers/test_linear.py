@@ -74,13 +74,15 @@ def test_a_weight_changed_in_place_or_replaced_is_packed_again():
     with torch.no_grad():
         first = lin(x)
         lin.weight.mul_(2.0)  # in place: an optimizer step, load_state_dict
-        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(lin(x), first)
         # Replaced storage of the same shape and dtype, and the old one freed: even if the new
         # one were given the old address, the cached alias keeps that address taken.
         for _ in range(3):
             lin.weight.data = torch.randn(80, 48)
-            torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+            torch.testing.assert_close(
+                lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5
+            )
         lin.to(torch.bfloat16)  # a new dtype
         xb = x.to(torch.bfloat16)
         torch.testing.assert_close(
@@ -110,7 +112,7 @@ def test_bf16_autocast_computes_in_bf16_like_f_linear():
     torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
     assert ("weight", torch.bfloat16) in linear_mod.packed_weights(lin)
     with torch.no_grad():  # outside autocast: fp32 again, from its own packed copy
-        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
 
 
 def test_fp16_autocast_keeps_f_linear():
@@ -206,8 +208,8 @@ def test_int8_follows_weight_and_bias_changes_and_can_be_undone(route):
             lin(x).mean(), F.linear(x, lin.weight, lin.bias).mean(), rtol=0.01, atol=0.01
         )
         assert not torch.allclose(lin(x), first)
-        quantize_int8(lin, enabled=False)
-        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias))
+        quantize_int8(lin, enabled=False)  # the packed fp32 product again
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
 
 
 @needs_int8
@@ -251,7 +253,15 @@ def test_int8_whole_model_keeps_the_ranking(scheme, route):
     assert blocks and all(k[2] == route for m in blocks for k in _int8_keys(m))
     assert all(_int8_keys(m) for m in blocks)
     assert _cos(got, want) > 0.999
-    assert torch.equal(got.argmax(-1), want.argmax(-1))
+    assert (got - want).abs().max() < 0.03  # 0.003-0.008 on an AMD Zen 4
+    # The top class is kept wherever fp32's lead over the second is clear of the int8 error.
+    # Only there: some random clips' top two logits lie closer than int8's rounding (0.0003
+    # apart for one space clip), and which way those go depends on the CPU's kernels. Every
+    # scheme has a clip with a clear lead (the largest 0.09-0.41).
+    top2 = want.topk(2, dim=-1).values
+    clear = top2[:, 0] - top2[:, 1] > 0.06  # twice the error allowed above
+    assert clear.any()
+    assert torch.equal(got.argmax(-1)[clear], want.argmax(-1)[clear])
 
 
 def test_int8_without_the_kernels_is_refused(monkeypatch):
