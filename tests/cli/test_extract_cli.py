@@ -104,7 +104,8 @@ def test_concurrent_shards_equal_one_process(capsys, checkpoint, videos, tmp_pat
     one, got = _clips(tmp_path / "one"), _clips(two)
     assert one.keys() == got.keys() and len(one) == 3
     for name in one:
-        assert torch.equal(one[name], got[name])
+        # Other processes: the same code path, but their thread settings are not this test's.
+        torch.testing.assert_close(one[name], got[name], rtol=1e-5, atol=1e-5)
     assert _index(two) == _index(tmp_path / "one")
     assert not list(two.rglob("*.tmp"))
 

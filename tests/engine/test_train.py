@@ -27,7 +27,9 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_tiny_run_lowers_the_loss_and_beats_chance(synth_root, tmp_path):
     cfg = load_config(
-        overrides=tiny_overrides(synth_root, tmp_path / "run", **{"optim.epochs": 10})
+        # 15 epochs: at 10, 2 of 10 seeds stalled at chance; at 15 none of 20 did (loss drop
+        # 0.38-1.03, top-1 0.46-0.83).
+        overrides=tiny_overrides(synth_root, tmp_path / "run", **{"optim.epochs": 15})
     )
     trainer = Trainer(cfg)
     trainer.fit()
@@ -47,7 +49,7 @@ def test_tiny_run_lowers_the_loss_and_beats_chance(synth_root, tmp_path):
     ):
         assert (out / name).is_file(), name
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == list(range(1, 11))
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == list(range(1, 16))
     assert len(epoch_checkpoints(out / "checkpoints")) == 2  # keep_last
     # The best model carries its class names and clip settings for `timesformer predict`.
     best = load_checkpoint(out / "best.safetensors")
@@ -72,6 +74,7 @@ def test_stopped_and_resumed_run_ends_bitwise_equal(synth_root, tmp_path, worker
     a = weights(tmp_path / "a" / "checkpoints" / "epoch_002.safetensors")
     b = weights(tmp_path / "b" / "checkpoints" / "epoch_002.safetensors")
     assert a.keys() == b.keys()
+    # Exact: the same run twice in one process (one stopped and resumed), same shapes and threads.
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert straight.state.step == resumed.state.step
 
@@ -104,10 +107,12 @@ def test_ddp_with_two_gloo_processes_matches_one_process(synth_root, tmp_path):
             # up to steps of a sizeable fraction of the learning rate. Checked loosely.
             q, key, v = a[k].chunk(3)
             q2, key2, v2 = b[k].chunk(3)
-            torch.testing.assert_close(torch.cat((q, v)), torch.cat((q2, v2)), atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(torch.cat((q, v)), torch.cat((q2, v2)), atol=5e-5, rtol=1e-3)
             torch.testing.assert_close(key, key2, atol=1e-4, rtol=0, msg=k)
             continue
-        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4, msg=k)
+        # Two processes sum the batch in another order than one: rounding (worst 53% of 1e-5 /
+        # 1e-4 over seeds 0-2), where a wrong DDP setup moves weights by 1e-3 or more.
+        torch.testing.assert_close(a[k], b[k], atol=5e-5, rtol=1e-3, msg=k)
 
 
 def test_loss_that_turns_nan_stops_and_keeps_the_last_good_checkpoint(synth_root, tmp_path):
@@ -120,6 +125,7 @@ def test_loss_that_turns_nan_stops_and_keeps_the_last_good_checkpoint(synth_root
         trainer.fit()
     assert [p.name for _, p in epoch_checkpoints(tmp_path / "run" / "checkpoints")] == [good.name]
     after = weights(good)
+    # Exact: the checkpoint file as written before, read again.
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
