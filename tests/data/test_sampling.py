@@ -55,6 +55,8 @@ def test_train_indices_match_reference(seed):
         delta = max(n - window, 0)
         start = replay.uniform(0, delta) if delta > 0 else 0.0
         assert got.dtype == np.int64 and got.shape == (T,)
+        # Equal indices from two float computations: safe, a random start puts no position
+        # within rounding of an integer (and the tests below use integer starts and steps).
         assert got.tolist() == reference_temporal_sampling(n, start, start + window - 1, T)
 
 
@@ -95,7 +97,7 @@ def test_test_indices_spread_uniformly():
     clips = [sampling.test_indices(n, T, rate, k, K) for k in range(K)]
     delta = n - window
     for k, idx in enumerate(clips):
-        start = delta * k / (K - 1)
+        start = delta * k / (K - 1)  # an integer, and a step of 9 frames: exact in floats
         assert idx.tolist() == reference_temporal_sampling(n, start, start + window - 1, T)
     assert clips[0][0] == 0 and clips[-1][-1] == n - 1
     # One clip: the centre of the video.

@@ -36,7 +36,8 @@ def test_pairs_and_classes():
 
 @pytest.mark.parametrize("class_name", ALL_CLASSES)
 def test_time_reversal_is_exact(class_name):
-    """render(pair_of(c), p) == render(c, p)[::-1], bit for bit, for many parameters."""
+    """render(pair_of(c), p) == render(c, p)[::-1], bit for bit, for many parameters: both
+    render each frame with the same call, only in the other order."""
     pair = synth._class_pair(class_name).name
     # crc32, not hash(): str hashes change from process to process, and a few of the random
     # parameter sets give "appearing" too little motion for the check below (a fresh clone's
@@ -57,6 +58,7 @@ def test_frames_of_a_pair_carry_no_class_information():
     for pair in synth.PAIRS:
         params = sample_params(pair.name, np.random.default_rng(0))
         a, b = render(pair.forward, params), render(pair.backward, params)
+        # Exact: uint8 frames, and sums of integers are exact in float64 in any order.
         np.testing.assert_array_equal(np.sort(a, axis=0), np.sort(b, axis=0))
         np.testing.assert_array_equal(a.mean(axis=0), b.mean(axis=0))
         assert not np.array_equal(a, b)
@@ -67,6 +69,7 @@ def test_render_and_params_are_deterministic():
         p1 = sample_params(pair.name, np.random.default_rng(11))
         p2 = sample_params(pair.name, np.random.default_rng(11))
         assert p1 == p2
+        # Exact: the same rendering run twice on equal parameters.
         np.testing.assert_array_equal(render(pair.forward, p1), render(pair.forward, p2))
         assert sample_params(pair.name, np.random.default_rng(12)) != p1
 
@@ -124,6 +127,7 @@ def test_written_files_keep_the_time_reversal(synth_root):
             other = pair_of(cls)
             a = VideoReader(synth_root / split / cls / f"{cls}_0001.mp4").get_frames(range(8))
             b = VideoReader(synth_root / split / other / f"{other}_0001.mp4").get_frames(range(8))
+            # Exact: the same uint8 frames, each converted and coded losslessly alike.
             np.testing.assert_array_equal(a.numpy(), b.numpy()[::-1])
             assert np.abs(a.numpy().astype(int) - a.numpy()[::-1]).mean() > 0.5
     # And the files hold the rendered frames (up to the 4:2:0 colour subsampling).
@@ -140,6 +144,7 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     c = make_synthetic(tmp_path / "c", seed=2, progress=False, **kwargs)
     files = sorted(p.relative_to(a) for p in a.rglob("*.mp4"))
     assert len(files) == 6
+    # Exact below: decoded uint8 frames of files written by the same code from equal seeds.
     for rel in files:
         fa = VideoReader(a / rel).get_frames(range(6))
         assert np.array_equal(fa.numpy(), VideoReader(b / rel).get_frames(range(6)).numpy())

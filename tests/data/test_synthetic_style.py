@@ -22,6 +22,7 @@ def test_simple_style_is_white_on_black_and_time_reversible(pair):
     assert params.background == (0.0, 0.0, 0.0) and params.texture == "plain"
     for name in class_names([pair]):
         video = render(name, params)
+        # Exact: uint8 frames, each rendered by the same call in both videos.
         np.testing.assert_array_equal(render(pair_of(name), params), video[::-1])
         assert video.min() == 0
 

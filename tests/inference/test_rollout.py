@@ -62,6 +62,7 @@ def test_model_is_left_as_it_was():
     assert model.training
     layers = [m for m in model.modules() if isinstance(m, Attention)]
     assert all(m.fused and not m.keep_attention and m.last_attention is None for m in layers)
+    # Exact: untouched weights are the very values copied before.
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
@@ -159,7 +160,11 @@ def test_fast_rollout_equals_the_product_of_token_matrices(attention):
         for step, attn in _step_attentions(block):
             idx = _group_index(block, step, grid, torch.device("cpu"))
             product = dense_step(fused[id(attn)].double(), idx, step == "last", m) @ product
-    torch.testing.assert_close(product.sum(dim=1), torch.ones(m, dtype=torch.float64))
+    # Rows of fp32 softmaxes: each sums to 1 to fp32 rounding (1.4e-7 off here, and the exp
+    # kernels differ between CPUs), not to float64's.
+    torch.testing.assert_close(
+        product.sum(dim=1), torch.ones(m, dtype=torch.float64), rtol=0, atol=1e-5
+    )
     row = product[0, 1:].reshape(grid.h, grid.w, grid.t).permute(2, 0, 1)
     expected = (row / row.sum()).float()
     torch.testing.assert_close(attention_rollout(model, x), expected, rtol=1e-5, atol=1e-6)

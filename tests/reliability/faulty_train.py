@@ -160,7 +160,10 @@ def all_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def assert_same_tensors(a: Path, b: Path, skip_rng: bool = False) -> None:
-    """Every tensor of two safetensors files bitwise equal (weights, optimizer, RNG states)."""
+    """Every tensor of two safetensors files bitwise equal (weights, optimizer, RNG states).
+
+    Only for two runs of the same command (one killed and resumed): the same steps on the same
+    shapes, one thread each (``env``), so the same kernels and sums in the same order."""
     ta, tb = all_tensors(a), all_tensors(b)
     if skip_rng:
         ta = {k: v for k, v in ta.items() if not k.startswith("rng/")}

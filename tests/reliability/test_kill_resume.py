@@ -177,4 +177,6 @@ def test_resume_with_persistent_workers_and_drop_path_is_exact(tiny_set, tmp_pat
     resumed.fit()
     final = "checkpoints/epoch_002.safetensors"
     a, b = load_file(tmp_path / "a" / final), load_file(tmp_path / "b" / final)
+    # Exact: the same run twice in this process (one stopped and resumed), same shapes and
+    # thread count.
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
