@@ -64,6 +64,10 @@ def the_error_line(output: str) -> str:
     return lines[0]
 
 
+# ~20 s each: slow. Their faster siblings in the default run are tests/engine/test_train.py's
+# one-line checks of a lost connection and of SIGTERM in a child process, and its two-process
+# Gloo run that matches one process.
+@pytest.mark.slow
 def test_a_dead_rank_stops_the_run_and_resume_matches(tiny_set, tmp_path):
     output = fail_then_resume(
         tiny_set, tmp_path / "faulty", {"TS_FAULT_DIE_AT": FAULT_AT}, {}, limit_s=90
@@ -82,6 +86,7 @@ def test_a_dead_rank_stops_the_run_and_resume_matches(tiny_set, tmp_path):
     assert_same_tensors(tmp_path / "straight" / final, tmp_path / "faulty" / final)
 
 
+@pytest.mark.slow
 def test_a_survivor_that_torchrun_stops_first_says_so(tiny_set, tmp_path):
     # Rank 0 is busy (asleep in Python) when rank 1 dies, so torchrun's SIGTERM reaches it
     # before any broken connection could: its one line says it was stopped, and why. With a
