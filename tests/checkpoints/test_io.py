@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from timesformer.checkpoints.io import write_atomic, write_text
@@ -83,3 +84,16 @@ def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def test_written_videos_and_exported_folders_get_the_usual_modes(tmp_path):
+    """mkstemp's and mkdtemp's private modes (0600, 0700) do not reach what users get."""
+    from timesformer.checkpoints.io import set_usual_mode
+    from timesformer.data import write_video
+
+    video = write_video(tmp_path / "v.mp4", [np.zeros((16, 16, 3), np.uint8)] * 2, 25)
+    assert stat.S_IMODE(video.stat().st_mode) == 0o666 & ~_umask()
+    folder = tmp_path / "made"
+    folder.mkdir(mode=0o700)
+    set_usual_mode(folder, 0o777)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_umask()

@@ -243,13 +243,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = folder / folder.name
     try:
         yield tmp_path
-        # A writer's own temporary file may be 0600; give it the mode of a normally created one.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        set_usual_mode(tmp_path)  # a writer's own temporary file may be 0600
         os.replace(tmp_path, path)
     finally:
         remove_temp(folder)
+
+
+def set_usual_mode(path: Path, full: int = 0o666) -> None:
+    """Give a file made private by ``mkstemp``/``mkdtemp`` (0600/0700) the mode a normally
+    created one gets: ``full`` (0o777 for a folder) less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, full & ~umask)
 
 
 def remove_temp(tmp: Path) -> None:

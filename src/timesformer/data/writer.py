@@ -16,6 +16,8 @@ import av
 import numpy as np
 import torch
 
+from timesformer.checkpoints.io import set_usual_mode
+
 __all__ = ["available_encoders", "write_video"]
 
 
@@ -85,10 +87,7 @@ def write_video(
                     frame.time_base = time_base or 1 / rate
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
-        # mkstemp's file is private (0600); give the video the mode of a normally created file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
+        set_usual_mode(Path(tmp_name))  # mkstemp's file is private
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from timesformer.checkpoints.hf import export_hf
-from timesformer.checkpoints.io import atomic_path, remove_temp
+from timesformer.checkpoints.io import atomic_path, remove_temp, set_usual_mode
 from timesformer.checkpoints.save import unwrap
 from timesformer.errors import TimesformerError
 
@@ -411,10 +411,7 @@ def _new_folder(folder: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         yield tmp
-        # mkdtemp makes a private folder (0700); give it the mode of a normally made one.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        set_usual_mode(tmp, 0o777)  # mkdtemp makes a private folder
         os.rename(tmp, folder)
     finally:
         remove_temp(tmp)
