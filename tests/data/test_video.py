@@ -595,3 +595,15 @@ def test_folder_scans_report_what_they_skip(tmp_path, caplog):
     line = caplog.records[0].getMessage()
     assert f"{tmp_path}: skipped 3 files that are not videos" in line
     assert "2 .txt, 1 .jpg" in line
+
+
+def test_a_stream_that_appears_mid_file_ends_the_packets_not_the_reader(codec_videos, tmp_path):
+    """A corrupt MPEG-TS packet header can announce a stream PyAV did not list at open, and its
+    demuxer then raises IndexError: the frames before it still count (found by the fuzzer)."""
+    data = bytearray(codec_videos["mpeg2-ts"].read_bytes())
+    data[43 * 188 + 2] = 99  # TS packet 43: a PID of a stream no table announced
+    path = tmp_path / "bad.ts"
+    path.write_bytes(bytes(data))
+    reader = VideoReader(path)
+    assert 0 < reader.num_frames <= 60
+    assert read_indices(reader.get_frames([0, 1])) == [0, 1]

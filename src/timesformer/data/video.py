@@ -85,6 +85,9 @@ _REORDERING_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpe
 # unwanted ones cannot change the wanted ones.
 _SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
 _DECODE_ERRORS = (av.error.FFmpegError, OSError, EOFError, ValueError)
+# PyAV's demuxer raises IndexError for a packet of a stream that appears mid-file (a corrupt
+# MPEG-TS packet header can announce one), and its generator ends there.
+_DEMUX_ERRORS = (*_DECODE_ERRORS, IndexError)
 _LATE_FRAMES = 8  # how far past the last wanted frame decoding goes before it gives up on it
 
 
@@ -617,7 +620,7 @@ class VideoReader:
             for packet in self._container.demux(self._stream):
                 if packet.size > 0:
                     yield packet
-        except _DECODE_ERRORS:
+        except _DEMUX_ERRORS:
             return  # a truncated or corrupt tail: the frames before it still count
 
     def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
