@@ -28,7 +28,9 @@ import yaml
 from torch import Tensor, nn
 
 from timesformer.checkpoints import keys as K
+from timesformer.checkpoints import zoo
 from timesformer.checkpoints.hf import config_from_hf, preprocess_from_hf
+from timesformer.checkpoints.hub import resolve_checkpoint
 from timesformer.checkpoints.io import read_hf_folder, read_hf_processor, read_tensor_file
 from timesformer.checkpoints.save import FORMAT_NAME, REFERENCE_SECTION, unwrap
 from timesformer.checkpoints.sniff import ACCEPTED
@@ -91,8 +93,23 @@ def _short(names: list[str], limit: int = 8) -> str:
 
 # ---------------------------------------------------------------------- reading
 def read_checkpoint(path: str | Path) -> Source:
-    """Read a checkpoint file or folder and identify its family."""
-    path = Path(path)
+    """Read a checkpoint file or folder and identify its family.
+
+    ``path`` may also name a model to download on first use: a Hugging Face Hub repo id
+    (``org/name`` or ``org/name@revision``) or ``reference:NAME`` from the authors' model zoo
+    (``checkpoints.hub.resolve_checkpoint``); a local path that exists always wins.
+    """
+    name = str(path)
+    path = resolve_checkpoint(path)
+    if name.startswith(zoo.PREFIX):
+        src = read_checkpoint(path)
+        # The authors' files carry no class names; the zoo knows their label set.
+        labels = zoo.reference_entry(name).labels
+        if src.class_names is None and labels is not None:
+            from timesformer.inference.labels import load_labels
+
+            src.class_names = load_labels(labels)
+        return src
     if path.is_dir():
         state, hf_cfg = read_hf_folder(path)
         cfg, names = config_from_hf(hf_cfg, path)
@@ -381,7 +398,10 @@ def load_checkpoint(
     """Load a checkpoint of any supported family.
 
     Args:
-        path: a file (``.safetensors``, ``.pyth``, ``.pth``, ``.bin``) or a Hugging Face folder.
+        path: a file (``.safetensors``, ``.pyth``, ``.pth``, ``.bin``), a Hugging Face folder,
+            a Hugging Face Hub repo id (``facebook/timesformer-base-finetuned-k400``, optionally
+            ``@revision``) or ``reference:NAME`` from the authors' model zoo; named models are
+            downloaded on first use and cached (``timesformer models`` lists them).
         model: load into this model, whose mode is kept; when None, a model is built from
             the checkpoint's own config (or its tensor shapes), with ``overrides`` applied, and
             returned in eval mode (``model.train()`` to train it).
@@ -393,8 +413,8 @@ def load_checkpoint(
     Returns:
         The model, with ``model.load_report`` (a ``LoadReport``) and ``model.class_names`` set.
     """
+    src = read_checkpoint(path)  # before Path(): "org/name" may be a Hub id, not a path
     path = Path(path)
-    src = read_checkpoint(path)
     if model is None:
         cfg = _config_for(src, overrides, path)
         _check_size(src, cfg, path)

@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     ckpt = Path(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt.with_name(f"eval_{ckpt.stem}.json")
+    # Beside a local checkpoint; a Hub id or zoo name has no folder here: the current one.
+    beside = ckpt if ckpt.exists() else Path(ckpt.name.replace(":", "_"))
+    out = Path(args.out) if args.out else beside.with_name(f"eval_{beside.stem}.json")
     # Before the evaluation, not after it; the default beside the checkpoint is named as a path.
     option = "--out" if args.out else None
     try:

@@ -106,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     # torchrun gives each process of a machine its own GPU.
     local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
     device = pick_device(args.device or "auto", local_rank, option="--device")
-    checkpoint = str(Path(args.checkpoint).resolve())
+    # A local file by its absolute path; a Hub id or zoo name as given.
+    given = Path(args.checkpoint)
+    checkpoint = str(given.resolve()) if given.exists() else args.checkpoint
     model = load_checkpoint(args.checkpoint)
     clip = clip_from_args(model, args)
     extractor = Extractor(

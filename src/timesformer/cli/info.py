@@ -83,7 +83,10 @@ def describe(
 def is_checkpoint(name: str) -> bool:
     """Whether ``info``'s NAME is a checkpoint path rather than a variant name."""
     return name not in list_models() and (
-        Path(name).exists() or name.endswith(CHECKPOINT_SUFFIXES) or "/" in name
+        Path(name).exists()
+        or name.endswith(CHECKPOINT_SUFFIXES)
+        or "/" in name
+        or name.startswith("reference:")
     )
 
 
