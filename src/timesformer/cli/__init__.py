@@ -15,6 +15,7 @@ from timesformer.errors import TimesformerError
 # Sub-command modules, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = (
     "info",
+    "models",
     "probe",
     "data",
     "train",

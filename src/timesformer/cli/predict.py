@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from timesformer.checkpoints.zoo import DEFAULT_MODEL
 from timesformer.cli.common import (
     add_clip_arguments,
     add_running_arguments,
@@ -33,7 +34,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files or folders")
-    p.add_argument("--checkpoint", required=True, help="any checkpoint load_checkpoint reads")
+    p.add_argument(
+        "--checkpoint",
+        default=DEFAULT_MODEL,
+        help="a checkpoint file or Hugging Face folder, a Hub repo id (ORG/NAME[@REVISION]) or "
+        "reference:NAME from the authors' zoo (`timesformer models` lists the names); default: "
+        f"{DEFAULT_MODEL} (Kinetics-400, 400 classes, CC BY-NC 4.0), downloaded on first use "
+        "into the Hugging Face cache",
+    )
     p.add_argument(
         "--labels",
         default=None,
