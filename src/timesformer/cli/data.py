@@ -1,20 +1,26 @@
-"""``timesformer data``: make the data sets the project trains on (``data synth``)."""
+"""``timesformer data``: make the data sets the project trains on (``data synth``) and list
+the public ones from their official layouts (``data prepare``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from timesformer.cli.common import check_output, writing
-from timesformer.data import synthetic
+from timesformer.data import prepare, synthetic
 from timesformer.errors import TimesformerError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
-        help="make data sets (the synthetic motion set)",
-        description="Data set tools. `timesformer data synth OUT` writes the synthetic motion set.",
+        help="make data sets (the synthetic motion set) and list the public ones",
+        description=(
+            "Data set tools. `timesformer data synth OUT` writes the synthetic motion set; "
+            "`timesformer data prepare DATASET SRC --out DIR` lists Kinetics, Something-Something "
+            "v2, UCF101 or HMDB51 from their official layouts for data.format=csv."
+        ),
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     pairs = ", ".join(f"{x.name} ({x.forward}/{x.backward})" for x in synthetic.PAIRS)
@@ -63,6 +69,59 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace OUT if it is a folder that exists"
     )
     s.set_defaults(func=run)
+    add_prepare_parser(actions)
+
+
+def add_prepare_parser(actions: argparse._SubParsersAction) -> None:
+    """``data prepare``: the official layouts to ``path label`` lists."""
+    p = actions.add_parser(
+        "prepare",
+        help="list a public data set (kinetics, ssv2, ucf101, hmdb51) for data.format=csv",
+        description=(
+            "Read a data set in the layout its publishers ship under SRC and write "
+            "DIR/train.csv and DIR/val.csv (one 'path label' per line, label = line index in "
+            "DIR/classes.txt), DIR/classes.txt and DIR/missing.txt (the videos the annotations "
+            "name that are not under SRC; for Kinetics a few per cent are always missing). "
+            "Videos are found by name anywhere under SRC. Layouts: kinetics: annotations/"
+            "{train,val}.csv (label,youtube_id,time_start,time_end,split) and the clips "
+            "ID_START_END.mp4, flat or in per-label folders; ssv2: labels.json, train.json, "
+            "validation.json and ID.webm; ucf101: ucfTrainTestlist/{classInd,trainlist0N,"
+            "testlist0N}.txt and CLASS/*.avi; hmdb51: testTrainMulti_7030_splits/"
+            "CLASS_test_splitN.txt and CLASS/*.avi. Then train with: timesformer train ... "
+            "data.format=csv data.root=DIR data.train=train.csv data.val=val.csv. "
+            "Running it again with the same DIR is safe: lists are replaced, re-encoded videos "
+            "that exist are kept."
+        ),
+    )
+    p.add_argument("dataset", choices=prepare.DATASETS, metavar="DATASET", help="kinetics (400, "
+                   "600 or 700), ssv2, ucf101 or hmdb51")  # fmt: skip
+    p.add_argument("src", metavar="SRC", help="the folder holding the data set as published")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the lists are written")
+    p.add_argument(
+        "--split",
+        type=int,
+        choices=(1, 2, 3),
+        default=None,
+        help="ucf101 and hmdb51: which of the three official train/test splits (default 1); "
+        "these sets are reported as the mean over the three",
+    )
+    p.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        metavar="S",
+        help="re-encode every video to H.264 MP4 with short side S under DIR/videos/ (resumable: "
+        "done files are kept) and list those; the reference used 256 (320 for the HR models)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        metavar="N",
+        help="re-encoding processes (default: the CPU count, at most 8; 0: in this process)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_prepare)
 
 
 def parse_pairs(text: str) -> list[str]:
@@ -126,5 +185,41 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {out}: {n} classes x ({args.train_per_class} train + {args.val_per_class} val) "
         f"videos of {args.frames} x {args.size}x{args.size}"
+    )
+    return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """``data prepare``: check the options and the output, read SRC, write the lists."""
+    if args.short_side is not None and args.short_side < 2:
+        raise TimesformerError(f"--short-side must be at least 2, got {args.short_side}")
+    if args.workers < 0:
+        raise TimesformerError(f"--workers must be 0 or more, got {args.workers}")
+    if args.split is not None and args.dataset not in ("ucf101", "hmdb51"):
+        raise TimesformerError(f"--split applies to ucf101 and hmdb51, not {args.dataset}")
+    check_output(args.out, "--out", folder=True)
+    with writing(args.out, "--out", folder=True):
+        summary = prepare.prepare(
+            args.dataset,
+            args.src,
+            args.out,
+            split=args.split,
+            short_side=args.short_side,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    name = args.dataset + (
+        f" split {args.split or 1}" if args.dataset in ("ucf101", "hmdb51") else ""
+    )
+    for line in summary.lines(name):
+        print(line)
+    print(
+        f"train with: timesformer train CONFIG data.format=csv data.root={summary.out} "
+        "data.train=train.csv data.val=val.csv"
+        + (
+            " data.flip=false  (SSv2 labels are left/right sensitive)"
+            if args.dataset == "ssv2"
+            else ""
+        )
     )
     return 0

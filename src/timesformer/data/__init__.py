@@ -9,6 +9,10 @@ Typical use::
     train = VideoClipDataset.from_csv("train.csv", root="videos/", mode="train")
     loader = make_loader(train, batch_size=8, workers=4)
     batch = next(iter(loader))                # batch["video"]: float (8, 3, 8, 224, 224)
+
+Public data sets in their official layouts become such lists with ``read_ucf101`` (and
+``read_kinetics``, ``read_ssv2``, ``read_hmdb51``) and ``write_prepared``: see
+``timesformer.data.prepare`` and ``timesformer data prepare``.
 """
 
 from timesformer.data.datasets import ClipConfig, VideoClipDataset, read_class_names
@@ -19,6 +23,15 @@ from timesformer.data.loader import (
     make_loader,
     set_epoch,
     worker_init_fn,
+)
+from timesformer.data.prepare import (
+    Prepared,
+    PrepareSummary,
+    read_hmdb51,
+    read_kinetics,
+    read_ssv2,
+    read_ucf101,
+    write_prepared,
 )
 from timesformer.data.sampling import (
     clip_window,
@@ -45,6 +58,8 @@ __all__ = [
     "ClipConfig",
     "DatasetError",
     "DecodeFailures",
+    "PrepareSummary",
+    "Prepared",
     "SynthParams",
     "VideoClipDataset",
     "VideoDecodeError",
@@ -58,6 +73,10 @@ __all__ = [
     "pair_of",
     "probe",
     "read_class_names",
+    "read_hmdb51",
+    "read_kinetics",
+    "read_ssv2",
+    "read_ucf101",
     "render",
     "sample_params",
     "segment_indices",
@@ -69,5 +88,6 @@ __all__ = [
     "train_transform",
     "val_transform",
     "worker_init_fn",
+    "write_prepared",
     "write_video",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import numbers
 import os
@@ -32,10 +33,14 @@ from torch.utils.data import Dataset
 
 from timesformer.data import sampling, transforms
 from timesformer.data.errors import DatasetError, VideoDecodeError
-from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader, report_skipped, scan_folder
+from timesformer.data.frames import open_video, scan_clips
+from timesformer.data.prepare import index_videos, is_kinetics_header, read_kinetics_csv
+from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader, report_skipped
 from timesformer.errors import ConfigError
 
 __all__ = ["ClipConfig", "Mode", "VideoClipDataset", "read_class_names"]
+
+_log = logging.getLogger(__name__)
 
 Mode = Literal["train", "val", "test"]
 PathLike = str | os.PathLike[str]
@@ -219,22 +224,36 @@ class VideoClipDataset(Dataset):
     ) -> VideoClipDataset:
         """Kinetics-style list: one ``path label`` per line, separated by a space or a comma.
 
-        Paths are relative to ``root`` (default: the list's folder). Labels are integers or class
-        names; ``classes`` (a list or a file with one name per line) fixes their order, else
-        names are sorted and integers named "0", "1", ...
+        Paths are relative to ``root`` (default: the list's folder); absolute paths stay as
+        they are. Labels are integers or class names; ``classes`` (a list or a file with one
+        name per line) fixes their order, else a ``classes.txt`` in the list's folder (``timesformer
+        data prepare`` writes one), else names are sorted and integers named "0", "1", ...
+
+        A Kinetics annotation CSV as published (header ``label,youtube_id,time_start,time_end,
+        split``) is read too: each row names the clip ``{youtube_id}_{time_start:06d}_
+        {time_end:06d}`` (any video extension), found by that name anywhere under ``root``
+        (default: the list's folder, and the folder above it when the list is in an
+        ``annotations/`` folder, as the official layout keeps it beside ``train/`` and
+        ``val/``). Rows whose clip is not there are left out with one warning: a few per cent
+        of Kinetics is always missing.
         """
         csv = Path(csv)
         base = Path(root) if root is not None else csv.parent
         try:
-            text = csv.read_text(encoding="utf-8")
+            text = csv.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as err:
             raise DatasetError(f"cannot read '{csv}': {err}") from None
+        if classes is None and (csv.parent / "classes.txt").is_file():
+            classes = csv.parent / "classes.txt"
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        if is_kinetics_header(first):
+            return cls._from_kinetics_csv(csv, root, classes, **kwargs)
         entries: list[tuple[Path, str]] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            parts = line.rsplit(",", 1) if "," in line else line.rsplit(None, 1)
+            parts = _split_entry(line)
             if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
                 raise DatasetError(f"{csv}:{lineno}: expected 'path label', got {line!r}")
             path, label = parts[0].strip(), parts[1].strip()
@@ -258,6 +277,61 @@ class VideoClipDataset(Dataset):
                 raise DatasetError(f"'{csv}': label {unknown[0]!r} is not in the class list")
             labels = [lookup[label] for _, label in entries]
         return cls([(p, lab) for (p, _), lab in zip(entries, labels, strict=True)], names, **kwargs)
+
+    @classmethod
+    def _from_kinetics_csv(
+        cls,
+        csv: Path,
+        root: PathLike | None,
+        classes: PathLike | Sequence[str] | None,
+        **kwargs: Any,
+    ) -> VideoClipDataset:
+        """A Kinetics annotation CSV (see ``from_csv``); unlabelled rows (the test list) get -1."""
+        rows = read_kinetics_csv(csv)
+        roots = [Path(root)] if root is not None else [csv.parent]
+        if root is None and csv.parent.name == "annotations":
+            roots.append(csv.parent.parent)
+        videos: dict[str, list[Path]] = {}
+        for folder in roots:
+            for stem, paths in index_videos(folder).items():
+                videos.setdefault(stem, []).extend(
+                    p for p in paths if p not in videos.get(stem, [])
+                )
+        labelled = sorted({label for _, label, _ in rows if label})
+        names = read_class_names(classes) if classes is not None else labelled
+        lookup = {name: i for i, name in enumerate(names)}
+        unknown = [label for label in labelled if label not in lookup]
+        if unknown:
+            raise DatasetError(f"'{csv}': label {unknown[0]!r} is not in the class list")
+        found: list[tuple[Path, int]] = []
+        missing: list[str] = []
+        for stem, label, split in rows:
+            paths = videos.get(stem, [])
+            # Prefer the clip in its split's or its label's folder should a name occur twice.
+            hint = {split, label, label.replace(" ", "_") if label else None}
+            chosen = next((p for p in paths if hint & set(p.parent.parts[-2:])), None)
+            if chosen is None and paths:
+                chosen = paths[0]
+            if chosen is None:
+                missing.append(stem)
+            else:
+                found.append((chosen, lookup[label] if label else -1))
+        where = " or ".join(str(f) for f in roots)
+        if not found:
+            raise DatasetError(
+                f"'{csv}': none of its {len(rows)} Kinetics clips (e.g. {missing[0]}.mp4) is "
+                f"under {where}"
+            )
+        if missing:
+            _log.warning(
+                "%s: %d of %d Kinetics clips are not under %s (left out), e.g. %s.mp4",
+                csv,
+                len(missing),
+                len(rows),
+                where,
+                missing[0],
+            )
+        return cls(found, names, **kwargs)
 
     @classmethod
     def from_folder(
@@ -291,7 +365,7 @@ class VideoClipDataset(Dataset):
         videos: list[tuple[Path, int]] = []
         skipped: list[Path] = []
         for folder in folders:
-            found, others = scan_folder(root / folder, extensions)
+            found, others = scan_clips(root / folder, extensions)  # frame folders too
             videos += [(path, lookup[folder]) for path in found]
             skipped += others
         if not videos:
@@ -411,7 +485,7 @@ class VideoClipDataset(Dataset):
         """The clip (or test views) of video ``index``; raises ``VideoDecodeError``, no retry."""
         rng = rng or self._rng()
         cfg = self.config
-        with VideoReader(self.paths[index], threads=self.decode_threads) as reader:
+        with open_video(self.paths[index], threads=self.decode_threads) as reader:
             was_exact = reader.exact
             try:
                 frames = self._read(reader, rng)
@@ -497,6 +571,24 @@ class VideoClipDataset(Dataset):
             f"{type(self).__name__}({len(self)} videos, {self.num_classes} classes, "
             f"mode={self.mode!r}, {self.config.num_frames}x{self.config.crop_size})"
         )
+
+
+def _split_entry(line: str) -> list[str]:
+    """``path label`` split at the last comma, or else at the last whitespace. A path that
+    holds a comma (a Kinetics class folder may) followed by a space and an integer label is
+    split at the space: a comma-separated label never holds whitespace before a number."""
+    if "," in line:
+        parts = line.rsplit(",", 1)
+        spaced = line.rsplit(None, 1)
+        if (
+            len(spaced) == 2
+            and _is_int(spaced[1])
+            and not _is_int(parts[1].strip())
+            and len(parts[1].split()) > 1
+        ):
+            return spaced
+        return parts
+    return line.rsplit(None, 1)
 
 
 def _is_int(text: str) -> bool:
