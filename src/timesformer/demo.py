@@ -27,7 +27,7 @@ class DemoSettings:
     out: Path = Path("runs/demo")
     schemes: tuple[str, ...] = ATTENTION_SCHEMES
     # Rotation is left out: at 32 px with 8 px patches divided attention stayed at chance on it
-    # after 16 epochs, while the other three pairs reached 100% (see the README).
+    # after 16 epochs, while the other three pairs reached 100% (see docs/demo.md).
     pairs: tuple[str, ...] = ("horizontal", "vertical", "depth")
     train_per_class: int = 300
     val_per_class: int = 50

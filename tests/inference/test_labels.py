@@ -1,6 +1,6 @@
 """Shipped class-name lists and ``load_labels`` on every accepted file format and error case.
 
-The known indices below were checked against public sources (see the README's predict section):
+The known indices below were checked against public sources (see docs/inference.md, predict):
 Kinetics-400 against PyTorchVideo's ``kinetics_classnames.json`` ({name: index}), Kinetics-600
 against class ids printed by a Kinetics-600 model, SSv2 against the ``labels.json`` ids.
 """

@@ -471,7 +471,7 @@ def _judge(
 
 @dataclass
 class FuzzReport:
-    """All case results, with the counts the README quotes."""
+    """All case results, with the counts docs/reliability.md quotes."""
 
     results: list[CaseResult]
     seconds: float

@@ -731,7 +731,7 @@ def test_bad_input_through_the_entry_point(case_id: str, ws, entry_point_runs):
 
 
 def test_the_table_is_broad():
-    """The figure the README quotes: cases per command, every command covered."""
+    """The figure docs/reliability.md quotes: cases per command, every command covered."""
     per_command = Counter(c.command for c in CASES)
     commands = {"info", "probe", "data", "train", "eval", "demo", "predict", "extract"}
     assert commands | {"explain", "export"} <= set(per_command)

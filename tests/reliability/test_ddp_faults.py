@@ -37,7 +37,7 @@ def fail_then_resume(root: Path, out: Path, fault: dict, extra: dict, limit_s: f
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0, output[-3000:]
     assert took < limit_s, f"took {took:.0f} s to stop"
-    print(f"the faulty run stopped after {took:.1f} s")  # the README's figure (pytest -s)
+    print(f"the faulty run stopped after {took:.1f} s")  # docs/reliability.md's figure (pytest -s)
     assert check_run_folder(out)[0] == [1], output[-3000:]
     resumed, _ = run_train(args, nproc=2)
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]

@@ -34,7 +34,8 @@ def add_running_arguments(p: argparse.ArgumentParser, device_help: str) -> argpa
         default="fp32",
         help="fp32 (default); bf16: bf16 weights (predict) or autocast (extract), fastest "
         "exact-enough choice on a CPU with bf16 instructions; fp16: autocast, for GPUs; int8: "
-        "int8 linear products, CPU only, faster still at a small accuracy cost (see the README)",
+        "int8 linear products, CPU only, faster still at a small accuracy cost "
+        "(see docs/performance.md)",
     )
     r.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this one)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

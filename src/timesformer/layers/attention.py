@@ -212,9 +212,8 @@ class SplitHeads(torch.autograd.Function):
     into qkv's layout. This one writes the three gradients straight into that layout, one pass,
     with the same values (the scale is the same product); the products after it read another
     memory layout than autograd's path gives them, so the layer's results agree to rounding
-    only (9e-8 apart on an AMD Zen 4 in fp32). Measured with the other pass savings
-    of the same change by ``benchmarks/ab_revisions.py`` (README, "Fewer passes over the
-    tokens").
+    only (9e-8 apart on an AMD Zen 4 in fp32). Measured with the other pass savings of the same
+    change by ``benchmarks/ab_revisions.py`` (docs/performance.md, "Few passes over the tokens").
     """
 
     @staticmethod

@@ -255,7 +255,7 @@ def _int8(weight: Tensor, bias: Tensor | None) -> object:
     scale = _weight_scale(w)
     zero = torch.zeros(w.shape[0], dtype=torch.long)
     with warnings.catch_warnings():
-        # torch 2.13 warns that quantized dtypes are deprecated; the README says so, once.
+        # torch 2.13 warns that quantized dtypes are deprecated; docs/performance.md says so, once.
         warnings.simplefilter("ignore", UserWarning)
         q = torch.quantize_per_channel(w, scale.double(), zero, 0, torch.qint8)
     # The packed weight carries its engine; the process's choice is put back.
