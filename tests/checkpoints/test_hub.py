@@ -289,3 +289,24 @@ def test_model_init_and_predictor_take_a_hub_id(hf_cache):
     assert model.load_report.path == "org/tiny" and model.load_report.loaded
     predictor = Predictor.from_checkpoint("org/tiny", device="cpu")
     assert predictor.labels == list("abcde")
+
+
+def test_published_models_are_sampled_as_their_authors_tested_them(hf_cache):
+    """The official repos carry no frame sampling (transformers' preprocessor config has none):
+    SSv2 models spread their frames over the whole video, K400 ones take every 32nd frame."""
+    import json
+
+    from timesformer.checkpoints.hf import CLIP_KEY
+    from timesformer.inference.predictor import default_clip_config
+
+    for repo, want in (
+        ("facebook/timesformer-base-finetuned-ssv2", ("segment", None)),
+        ("facebook/timesformer-base-finetuned-k400", ("window", 32)),
+    ):
+        snapshot = add_repo(hf_cache, repo, _model(1, list("abcde")))
+        config = json.loads((snapshot / "config.json").read_text())
+        config.pop(CLIP_KEY, None)  # as the official repos are: no clip settings of this project's
+        (snapshot / "config.json").write_text(json.dumps(config))
+        clip = default_clip_config(timesformer.load_checkpoint(repo))
+        got = (clip.sampling, clip.sampling_rate if clip.sampling == "window" else None)
+        assert got == want, repo

@@ -97,8 +97,26 @@ def read_checkpoint(path: str | Path) -> Source:
 
     ``path`` may also name a model to download on first use: a Hugging Face Hub repo id
     (``org/name`` or ``org/name@revision``) or ``reference:NAME`` from the authors' model zoo
-    (``checkpoints.hub.resolve_checkpoint``); a local path that exists always wins.
+    (``checkpoints.hub.resolve_checkpoint``); a local path that exists always wins. A published
+    model named so gets the frame sampling its authors tested it with (SSv2's frames spread over
+    the whole video), where the files themselves do not say.
     """
+    src = _read_checkpoint(path)
+    name = str(path)
+    entry = None
+    if not Path(name).exists():
+        if name.startswith(zoo.PREFIX):
+            entry = zoo.REFERENCE.get(name[len(zoo.PREFIX) :])
+        else:
+            entry = zoo.HUB.get(name.split("@")[0])
+    if entry is not None:
+        rate = entry.sampling_rate
+        published = {"sampling": "segment"} if rate is None else {"sampling_rate": rate}
+        src.preprocess = {**published, **(src.preprocess or {})}
+    return src
+
+
+def _read_checkpoint(path: str | Path) -> Source:
     name = str(path)
     path = resolve_checkpoint(path)
     if name.startswith(zoo.PREFIX):
