@@ -232,7 +232,6 @@ CASES: list[Case] = [
     U("demo-seed-not-int", "demo --out {out} --seed x", "--seed"),
     C("demo-out-is-file", "demo --out {file} --quick --schemes divided --no-progress", "{file}"),
     # ---------------------------------------------------------------- predict
-    U("predict-no-checkpoint", "predict {video}", "--checkpoint"),
     U("predict-no-video", "predict --checkpoint {ckpt}", "VIDEO"),
     C("predict-video-missing", "predict {missing} --checkpoint {ckpt}", "{missing}"),
     C("predict-folder-no-videos", "predict {emptydir} --checkpoint {ckpt}", "{emptydir}"),
