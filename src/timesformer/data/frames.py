@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from timesformer.data.errors import VideoDecodeError
-from timesformer.data.video import VideoReader, scan_folder
+from timesformer.data.video import VideoReader, gather_frames, scan_folder
 
 __all__ = [
     "FRAME_FOLDER_FPS",
@@ -140,20 +140,9 @@ class FrameFolderReader:
         """Decode the frames at ``indices`` (any order, repeats allowed).
 
         Returns a uint8 tensor (T, H, W, 3), RGB, in the order asked, T = len(indices)."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        n = self.num_frames
-        if idx.size == 0:
-            h, w = self.size
-            return torch.zeros((0, h, w, 3), dtype=torch.uint8)
-        if idx.min() < 0 or idx.max() >= n:
-            bad = int(idx[(idx < 0) | (idx >= n)][0])
-            raise IndexError(f"frame {bad} out of range for {self.path} ({n} frames)")
-        frames = {int(i): self._read(int(i)) for i in np.unique(idx)}
-        try:
-            stacked = np.stack([frames[int(i)] for i in idx])
-        except ValueError:  # images of different sizes
-            raise VideoDecodeError(self.path, "frame size changes within the video") from None
-        return torch.from_numpy(stacked)
+        return gather_frames(
+            self, indices, lambda unique: {int(i): self._read(int(i)) for i in unique}
+        )
 
     def iter_frames(
         self, indices: Sequence[int] | np.ndarray | None = None

@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -403,21 +404,7 @@ class VideoReader:
 
         Returns a uint8 tensor (T, H, W, 3), RGB, in the order asked, T = len(indices).
         """
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        n = self.num_frames
-        if idx.size == 0:
-            h, w = self.size
-            return torch.zeros((0, h, w, 3), dtype=torch.uint8)
-        if idx.min() < 0 or idx.max() >= n:
-            bad = int(idx[(idx < 0) | (idx >= n)][0])
-            raise IndexError(f"frame {bad} out of range for {self.path} ({n} frames)")
-        unique = np.unique(idx)
-        frames = self._get_unique(unique)
-        try:
-            stacked = np.stack([frames[int(i)] for i in idx])
-        except ValueError:  # frames of different sizes (a resolution change mid-stream)
-            raise VideoDecodeError(self.path, "frame size changes within the video") from None
-        return torch.from_numpy(stacked)
+        return gather_frames(self, indices, self._get_unique)
 
     def _get_unique(self, unique: np.ndarray) -> dict[int, np.ndarray]:
         index = self._index
@@ -660,6 +647,30 @@ class VideoReader:
         if mirrored or turns:
             array = np.ascontiguousarray(array)
         return array
+
+
+def gather_frames(
+    reader: VideoReader | Any,
+    indices: Sequence[int] | np.ndarray | torch.Tensor,
+    decode: Callable[[np.ndarray], dict[int, np.ndarray]],
+) -> torch.Tensor:
+    """``reader.get_frames``: check ``indices`` against ``reader.num_frames``, decode each
+    distinct one once with ``decode`` (sorted indices -> {index: (H, W, 3) uint8}) and stack
+    them in the order asked. Returns (T, H, W, 3) uint8, T = len(indices)."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    n = reader.num_frames
+    if idx.size == 0:
+        h, w = reader.size
+        return torch.zeros((0, h, w, 3), dtype=torch.uint8)
+    if idx.min() < 0 or idx.max() >= n:
+        bad = int(idx[(idx < 0) | (idx >= n)][0])
+        raise IndexError(f"frame {bad} out of range for {reader.path} ({n} frames)")
+    frames = decode(np.unique(idx))
+    try:
+        stacked = np.stack([frames[int(i)] for i in idx])
+    except ValueError:  # frames of different sizes (a resolution change mid-stream)
+        raise VideoDecodeError(reader.path, "frame size changes within the video") from None
+    return torch.from_numpy(stacked)
 
 
 def _orientation(frame: av.VideoFrame) -> tuple[int, bool]:
