@@ -23,7 +23,8 @@ def count_macs(
     """Multiply-accumulates of one forward pass of one view (matrix products and convolutions).
 
     The model is built on the meta device (no memory, no arithmetic) and run with the plain
-    attention path: the flop counter sees 0 FLOPs in the fused CPU kernel (SPEC section 5).
+    attention path, whose matrix products the flop counter sees: it counts nothing in SDPA's
+    fused CPU kernel.
     """
     t = num_frames or config.num_frames
     s = img_size or config.img_size

@@ -143,9 +143,9 @@ class TimeSformer(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> the pooled clip embedding (B, D), after the final LayerNorm."""
         # Only the cls token leaves the last block, so its patch tokens' queries, outputs and MLP
-        # are skipped: about 5% of TimeSformer-Base's MACs, in inference and in training (the
-        # same logits and gradients up to rounding; tests check both). Not while the last block
-        # keeps its attention weights for someone to read.
+        # are skipped, in inference and in training (the same logits and gradients up to
+        # rounding; tests check both; docs/performance.md, "No work whose result nobody reads").
+        # Not while the last block keeps its attention weights for someone to read.
         keeps = any(m.keep_attention for m in self.blocks[-1].modules() if isinstance(m, Attention))
         tokens, grid = self.forward_tokens(x, cls_only=not keeps)
         return self.norm(self.scheme.pool(tokens, grid))

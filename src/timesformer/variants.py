@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from timesformer.config import ModelConfig
 from timesformer.errors import ConfigError
-from timesformer.model import TimeSformer
+
+if TYPE_CHECKING:  # the variant names are read without torch (``timesformer --help``)
+    from timesformer.model import TimeSformer
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A named architecture plus the data protocol it was trained with (SPEC Table 5)."""
+    """A named architecture plus the frame sampling rate of its clips: for the paper's three
+    models, the rate of the authors' Kinetics configs (github.com/facebookresearch/TimeSformer,
+    configs/Kinetics/TimeSformer_divST_8x32_224.yaml, _16x16_448.yaml and _96x4_224.yaml)."""
 
     config: ModelConfig
     sampling_rate: int
@@ -115,6 +119,8 @@ def create_model(
         **arch: ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``,
             ``drop_path_rate`` (or any other ``ModelConfig`` field).
     """
+    from timesformer.model import TimeSformer
+
     return TimeSformer(
         model_config(
             name,

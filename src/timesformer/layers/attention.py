@@ -19,35 +19,28 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from timesformer.layers.linear import Linear, in_graph, linear
 
 # On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
-# short sequences in bf16/fp16 (2-3x for divided attention's groups of 8 and 197 tokens, forward
-# and backward; fp32 is the other way round). Below this length the attention matrix is small
-# (G x heads x L x L), so the plain path is taken there. Measured by
-# ``benchmarks/bench_model.py --suite attention`` (results/attention_cpu.md).
+# short bf16/fp16 sequences (fp32 is the other way round), and below this length the attention
+# matrix (G x heads x L x L) is small, so the plain path is taken there. The measurements and
+# their command: docs/performance.md, "SDPA where it is faster".
 CPU_PLAIN_MAX_LEN = 512
-# On a CUDA device the plain path wins for divided attention's temporal groups of 8 (forward and
-# backward 2.30 ms against SDPA's 3.77 ms for 6272 groups on an H100; base training step 186 ms
-# against 200 ms) but not from 16 tokens on (HR, and large's 96: 145 ms against 128 ms), and
-# PyTorch's own order of SDPA kernels (cuDNN first) beats putting flash first. Measured by
-# ``--suite attention --device cuda`` and ``--suite variants --ours ...`` (results/*_gpu.md).
+# On a CUDA device the plain path beats SDPA for divided attention's temporal groups of 8 tokens
+# but not for longer groups; there PyTorch's own order of SDPA kernels (None: cuDNN first) beats
+# putting flash first. Measured in docs/performance.md, "The attention layer's CUDA choices".
 CUDA_PLAIN_MAX_LEN = 8
 CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
 # The Triton kernel for groups of up to 16 tokens (``short_groups``) on a CUDA device, where
-# Triton is installed. Eager, it beat the path above on an H100: base's bf16 training step
-# 153 ms against 181, inference 840 clips/s against 665; HR inference 87.6 against 81.0, its
-# training step even (100 ms against 99) (results/variants_gpu_short.md).
+# Triton is installed: it replaces the tiny batched products, layout copies and softmax passes
+# that cost divided attention's temporal step far more time than its share of the arithmetic
+# (docs/performance.md, "A Triton kernel for groups of up to 16 tokens").
 CUDA_SHORT_GROUP_KERNEL = True
-# Compiled graphs take it too: on an H200, base's compiled bf16 training step took 100 ms with
-# it against 113 without, compiled inference 1067 clips/s against 893
-# (results/variants_gpu_compiled_short.md). Where the kernel cannot be built, compiled graphs
-# fall back like eager mode (``_kernel_unavailable`` runs its probe while they are traced).
+# Compiled graphs take it too: it is an opaque custom operator, launched as in eager mode. Where
+# the kernel cannot be built, compiled graphs fall back like eager mode (``_kernel_unavailable``
+# runs its probe while they are traced).
 CUDA_SHORT_GROUP_KERNEL_COMPILED = True
-# The dtypes the layer hands the kernel: half precision only. In fp32 on an H200 the tiny
-# local_global model, the only tested one whose groups fill the kernel's 16-row tile, missed
-# the CPU's logits by up to 5.5e-4 (results/cuda_tests_gpu.md). Triton turns a broadcast
-# multiply and sum over a 16-row tile into a tensor-core product, which Triton has run on TF32
-# inputs (its current source asks for full fp32); cutting the kernel's p and v to TF32 on the
-# CPU gives the same miss (benchmarks/emulate_tf32_short_groups.py). fp32 keeps the exact
-# path; bf16 and fp16, which round far more coarsely, keep the kernel and its measured speed.
+# The dtypes the layer hands the kernel: half precision only. Triton may turn the kernel's
+# broadcast multiply and sum over a full 16-row tile into a tensor-core product on TF32 inputs,
+# and in fp32 that misses the exact path by more than the tests allow. fp32 keeps the exact
+# path; bf16 and fp16, which round far more coarsely than TF32, keep the kernel.
 SHORT_GROUP_KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 
 
@@ -142,8 +135,8 @@ class Attention(nn.Module):
             return None
         if torch.compiler.is_compiling() and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
             return None
-        # Imported here: importing Triton takes about a second and a half, which every
-        # ``import timesformer`` on a machine with Triton would otherwise pay.
+        # Imported here: importing Triton is slow, and every ``import timesformer`` on a
+        # machine with Triton would otherwise pay for it.
         from timesformer.layers import short_groups
 
         if self.keep_attention or drop or not short_groups.applies(qkv):
@@ -212,8 +205,8 @@ class SplitHeads(torch.autograd.Function):
     into qkv's layout. This one writes the three gradients straight into that layout, one pass,
     with the same values (the scale is the same product); the products after it read another
     memory layout than autograd's path gives them, so the layer's results agree to rounding
-    only (9e-8 apart on an AMD Zen 4 in fp32). Measured with the other pass savings of the same
-    change by ``benchmarks/ab_revisions.py`` (docs/performance.md, "Few passes over the tokens").
+    only. Its gain is measured with the other pass savings in docs/performance.md, "Few passes
+    over the tokens".
     """
 
     @staticmethod

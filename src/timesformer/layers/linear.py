@@ -2,32 +2,30 @@
 
 ``F.linear`` on the CPU multiplies with the weight as stored, every call. oneDNN can reorder a
 weight once into the blocked layout its matrix-product kernels read fastest, and fuse an
-activation into the product. For TimeSformer-Base's shapes on this project's CPU that made the
-linear layers 1.37x faster in fp32 and 1.09x in bf16 (``benchmarks/bench_model.py --suite
-linear``, results/linear_cpu.md). The reordered copy is cached for the module with an alias of the
-weight it came from: a weight changed in place (its version counter) or replaced (another
-storage; the alias keeps the old one from being reused at the same address) is reordered again.
-Under bf16 autocast it computes in bf16 on a reordered bf16 copy, as autocast's ``F.linear``
-would. Training, autograd, fp16 autocast, other devices, ``torch.compile`` (which does its own
-packing), ``torch.export`` and ``torch.jit.trace`` use ``F.linear`` unchanged.
+activation into the product, which makes inference's linear layers faster in fp32 and bf16
+(measured in docs/performance.md, "Prepacked linear layers"). The reordered copy is cached for
+the module with an alias of the weight it came from: a weight changed in place (its version
+counter) or replaced (another storage; the alias keeps the old one from being reused at the
+same address) is reordered again. Under bf16 autocast it computes in bf16 on a reordered bf16
+copy, as autocast's ``F.linear`` would. Training, autograd, fp16 autocast, other devices,
+``torch.compile`` (which does its own packing), ``torch.export`` and ``torch.jit.trace`` use
+``F.linear`` unchanged.
 
-The cache holds a second copy of each weight: about 170 MiB for TimeSformer-Base in bf16, 340 MiB
-in fp32 (fp32 weights under autocast: a bf16 copy). ``PACK_CPU_LINEARS = False`` turns the path off.
+The cache holds a second copy of each weight, in the dtype of the product (fp32 weights under
+autocast: a bf16 copy). ``PACK_CPU_LINEARS = False`` turns the path off.
 
 Optionally (``quantize_int8``), the products of a module run in int8 at CPU inference: dynamic
 quantisation, as ``torch.ao``'s ``quantize_dynamic`` does it, but through this module's cache, so
 that every product the model makes is covered (the folded linears and the cls-only block's split
 qkv too) and the fp32 weights stay in the model, untouched. Each weight is quantised once per
 output channel (symmetric, scale max|w| / 127) and packed by oneDNN (about a quarter of the fp32
-weights' size); each input is quantised per tensor (asymmetric uint8) as it arrives. On this
-project's CPU (AVX-512 VNNI) the products ran 1.49-1.79x faster than in bf16 and TimeSformer-Base
-1.39x faster than with bf16 weights (``benchmarks/bench_int8.py``, results/int8_cpu.md). Two sets
-of kernels do it (``INT8_ROUTE``): by default PyTorch's quantized ones, which quantise the input
-inside the kernel but whose quantized dtypes torch 2.13 deprecates (pytorch/pytorch#184982); and,
-where a build lacks those or on request, oneDNN's int8 product on plain int8 tensors, the input
-quantised here first (``quantize_rows``) and GELU fused into the product: 0.97x the speed for
-TimeSformer-Base (``benchmarks/bench_int8_routes.py``). Where a build has neither,
-``quantize_int8`` says so.
+weights' size); each input is quantised per tensor (asymmetric uint8) as it arrives. On CPUs
+with AVX-512 VNNI that beats bf16 weights (docs/performance.md, "Int8, optional"). Two sets of
+kernels do it (``INT8_ROUTE``): by default PyTorch's quantized ones, which quantise the input
+inside the kernel but whose quantized dtypes torch 2.13 deprecates (pytorch/pytorch#184982);
+and, where a build lacks those or on request, oneDNN's int8 product on plain int8 tensors, the
+input quantised here first (``quantize_rows``) and GELU fused into the product, which is a
+little slower. Where a build has neither, ``quantize_int8`` says so.
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ PACK_CPU_LINEARS = True
 T = TypeVar("T")
 # Set on every module ``quantize_int8`` marks; ``linear`` reads it from the product's owner.
 INT8_ATTR = "_int8_products"
-# oneDNN's engine: the fastest of the three here, and the one with VNNI kernels.
+# oneDNN's engine: the one with VNNI kernels.
 _INT8_ENGINE = "onednn"
 
 # Tensors derived from a module's weights (reordered weights, folded linears), kept per module
@@ -62,14 +60,14 @@ _HAS_KERNELS = (
 # The two sets of int8 kernels, and whether this build has each.
 _INT8_ROUTES = {
     # PyTorch's quantized kernels on qint8 weights, the input quantised inside the kernel: the
-    # faster here, on dtypes that torch 2.13 deprecates (pytorch/pytorch#184982).
+    # faster of the two, on dtypes that torch 2.13 deprecates (pytorch/pytorch#184982).
     "dynamic": _INT8_ENGINE in torch.backends.quantized.supported_engines
     and hasattr(torch.ops.quantized, "linear_dynamic")
     and hasattr(torch.ops.quantized, "linear_prepack")
     and hasattr(torch, "quantize_per_channel"),
     # oneDNN's int8 product on plain int8 tensors, the input quantised here first: the route
-    # without the deprecated dtypes (the one torch.compile's x86 int8 lowering uses); 0.97x the
-    # speed for TimeSformer-Base (benchmarks/bench_int8_routes.py).
+    # without the deprecated dtypes (the one torch.compile's x86 int8 lowering uses), for builds
+    # that drop them.
     "pointwise": hasattr(torch.ops.onednn, "qlinear_pointwise")
     and hasattr(torch.ops.onednn, "qlinear_prepack")
     and torch.backends.mkldnn.is_available(),

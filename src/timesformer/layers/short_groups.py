@@ -2,31 +2,26 @@
 
 Divided attention's temporal step attends within B x H'W' groups of T = 8 tokens (16 for -HR).
 On a GPU, cuBLAS runs those 8 x 64 x 8 products at a tiny fraction of its speed, and the layout
-copies and the softmax around them are separate passes over memory: together they took 17.7 ms
-of a 108 ms compiled training step on an H200 for 0.1% of its MACs
-(``results/profile_train_gpu_compiled.txt``). Here one program per (group, head) reads its q, k
-and v where the fused qkv projection wrote them, (G, L, 3, heads, head_dim), computes the L x L
-scores, softmax and weighted sum in fp32 registers, and writes the output in the (G, L, D)
-layout ``proj`` reads. Its backward recomputes the scores (cheaper than storing them) and writes
-the gradients of q, k and v straight into the fused qkv gradient. Nothing of size L x L reaches
-memory, and no copy regroups q, k, v or the output.
+copies and the softmax around them are separate passes over memory: together a large share of
+a training step's time for a tiny share of its MACs. Here one program per (group, head) reads
+its q, k and v where the fused qkv projection wrote them, (G, L, 3, heads, head_dim), computes
+the L x L scores, softmax and weighted sum in fp32 registers, and writes the output in the
+(G, L, D) layout ``proj`` reads. Its backward recomputes the scores (cheaper than storing them)
+and writes the gradients of q, k and v straight into the fused qkv gradient. Nothing of size
+L x L reaches memory, and no copy regroups q, k, v or the output.
 
 Both kernels are launched from ``torch.library.custom_op`` operators, which ``torch.compile``
-keeps as opaque calls: the launch runs exactly as in eager mode, and so base's compiled bf16
-training step took 100 ms with them against 113 ms without on an H200
-(``benchmarks/results/variants_gpu_compiled_short.md``). As ``triton_op`` operators, which
-inductor compiles itself, the same kernels ran about ten times slower in a compiled training
-step than eager on an H100 (1.79 ms per forward call against about 0.17 ms; see
-``benchmarks/results/profile_train_gpu_compiled_kernel_triton_op.txt``), for a cause not found
-within the lease.
+keeps as opaque calls: the launch runs exactly as in eager mode, so compiled graphs keep the
+kernels' eager speed. As ``triton_op`` operators, which inductor compiles itself, the same
+kernels ran much slower in a compiled graph than eagerly, for a cause not found.
 
 ``attention.CUDA_SHORT_GROUP_KERNEL`` switches the kernels on (the attention layer hands them
-bf16 and fp16 only: see ``attention.SHORT_GROUP_KERNEL_DTYPES``), and
-``benchmarks/gpu_check.sh``'s ``short_*`` stages test and time them against the library's
-path. They were checked for correctness in Triton's interpreter on the CPU
-(``tests/layers/test_short_groups.py``, which needs ``triton`` installed) and by the CUDA tests
-on a GPU. Without Triton (every CPU-only install) this module defines nothing to call and
-``available()`` is False.
+bf16 and fp16 only: see ``attention.SHORT_GROUP_KERNEL_DTYPES``). Their measurements, and the
+commands that test and time them against the library's path, are in docs/performance.md, "A
+Triton kernel for groups of up to 16 tokens". They were checked for correctness in Triton's
+interpreter on the CPU (``tests/layers/test_short_groups.py``, which needs ``triton``
+installed) and by the CUDA tests on a GPU. Without Triton (every CPU-only install) this module
+defines nothing to call and ``available()`` is False.
 """
 
 from __future__ import annotations
@@ -50,12 +45,10 @@ NUM_WARPS: int | None = None
 
 def warps(length: int, backward: bool) -> int:
     """Warps per program for groups of ``length`` tokens: ``NUM_WARPS`` if set, else 1, but 8
-    for the backward of groups over 8 tokens. On an H100 (``results/short_groups_gpu.md``),
-    1 warp was fastest for 8-token groups in both passes (forward + backward of the layer
-    without ``proj`` 1.68 ms, 3.14 ms at 4 warps, 3.95 ms without the kernel) and for 16-token
-    forwards; the 16-token backward, whose (L, L, head_dim) products hold 16,384 values a program,
-    was fastest at 8 (forward + backward 1.99 ms against 2.70 ms at 1 warp, 1.90 ms without
-    the kernel)."""
+    for the backward of groups over 8 tokens. These were the fastest in a sweep of 1, 2, 4 and 8
+    warps (docs/performance.md): one warp for 8-token groups in both passes and for 16-token
+    forwards; the 16-token backward, whose (L, L, head_dim) products hold 16,384 values a
+    program, spreads them over 8."""
     if NUM_WARPS:
         return NUM_WARPS
     return 8 if backward and length > 8 else 1
