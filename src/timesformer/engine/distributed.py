@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from timesformer.errors import ConfigError, TimesformerError
+from timesformer.errors import TimesformerError
+from timesformer.runtime import pick_device  # re-exported: its home before timesformer.runtime
 
 
 @dataclass(frozen=True)
@@ -31,21 +32,6 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(pref: str, local_rank: int = 0, option: str = "run.device") -> torch.device:
-    """The torch device of ``pref`` (auto, cpu, cuda, cuda:N, ...); ``option`` names the setting
-    in the ``ConfigError`` for an unknown or unavailable device."""
-    if pref == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"{option} {pref}: no CUDA device is available")
-    if pref == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    try:
-        return torch.device(pref)
-    except RuntimeError:
-        raise ConfigError(f"{option}: unknown device {pref!r}") from None
 
 
 def init_distributed(device_pref: str = "auto", timeout_s: float = 1800.0) -> DistInfo:

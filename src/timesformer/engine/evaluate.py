@@ -7,47 +7,27 @@ combined prediction.  A video that fails to decode is listed in the result, not 
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from timesformer.data import VideoClipDataset, VideoDecodeError
+from timesformer.data import VideoClipDataset
 from timesformer.engine.distributed import DistInfo
 from timesformer.engine.metrics import topk_correct
 from timesformer.errors import ConfigError
 from timesformer.layers.linear import INT8_ATTR, quantize_int8
 
-
-class EvalItems(Dataset):
-    """The test views of each video of a ``VideoClipDataset``, without replacing failures."""
-
-    def __init__(self, dataset: VideoClipDataset, indices: list[int] | None = None) -> None:
-        self.dataset = dataset
-        self.indices = list(range(len(dataset))) if indices is None else indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        i = self.indices[k]
-        item: dict[str, Any] = {
-            "index": i,
-            "label": self.dataset.labels[i],
-            "path": str(self.dataset.paths[i]),
-            "video": None,
-            "error": None,
-        }
-        try:
-            item["video"] = self.dataset.load_clip(i)
-        except VideoDecodeError as err:
-            item["error"] = str(err)
-        return item
+# Re-exported: these lived here before ``timesformer.runtime``, and callers import them from here.
+from timesformer.runtime import (  # noqa: F401
+    EvalItems,
+    autocast_context,
+    inference_copy,
+    inference_model,
+    use_int8,
+)
 
 
 def _as_views(video: torch.Tensor) -> torch.Tensor:
@@ -76,56 +56,6 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("scores", "labels")}
-
-
-def autocast_context(device: torch.device, precision: str):
-    """bf16 or fp16 autocast for ``precision``; nothing for fp32 and int8 (see ``use_int8``)."""
-    if precision in ("fp32", "int8"):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def inference_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
-    """A copy of ``model`` in eval mode that an inference tool may convert, mark for int8 and
-    move without touching the caller's model: new module objects whose parameters and buffers
-    share the model's memory, or, with ``dtype``, are converted copies of the floating ones
-    (bf16 weights take half the fp32 memory beside the model). Moving the copy to another
-    device replaces its own tensors, not the model's."""
-    memo: dict[int, Any] = {}
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        new = t.detach()
-        if dtype is not None and t.is_floating_point():
-            new = new.to(dtype)
-        # deepcopy takes what the memo holds for an object id instead of copying it
-        memo[id(t)] = torch.nn.Parameter(new, False) if isinstance(t, torch.nn.Parameter) else new
-    return copy.deepcopy(model, memo).eval()
-
-
-def inference_model(
-    model: torch.nn.Module, device: torch.device, precision: str, *, bf16_weights: bool = False
-) -> torch.nn.Module:
-    """The model an inference tool runs: ``inference_copy(model)`` (with bf16 weights where
-    ``bf16_weights``), marked for int8 where ``precision`` is "int8" (refused off the CPU before
-    anything moves), on ``device``. ``model`` itself is left as it was."""
-    net = inference_copy(model, torch.bfloat16 if bf16_weights else None)
-    if precision == "int8":
-        use_int8(net, device)
-    return net.to(device)
-
-
-def use_int8(model: torch.nn.Module, device: torch.device) -> None:
-    """Precision "int8": the model's linear products in int8 at inference, on the CPU only
-    (``timesformer.layers.quantize_int8``); a ``ConfigError`` elsewhere or without the kernels."""
-    if device.type != "cpu":
-        raise ConfigError(
-            f"precision int8 runs on the CPU only (oneDNN's int8 kernels), not on {device}; "
-            "use bf16 or fp16 there"
-        )
-    try:
-        quantize_int8(model)
-    except RuntimeError as e:
-        raise ConfigError(f"precision int8: {e}") from None
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from timesformer.engine.distributed import (
     comm_failures,
     init_distributed,
 )
-from timesformer.engine.evaluate import EvalResult, autocast_context, evaluate
+from timesformer.engine.evaluate import EvalResult, evaluate
 from timesformer.engine.metrics import (
     RunLog,
     plot_confusion,
@@ -38,6 +38,7 @@ from timesformer.engine.metrics import (
 )
 from timesformer.engine.optim import LRSchedule, build_optimizer
 from timesformer.errors import ConfigError, TimesformerError
+from timesformer.runtime import autocast_context
 
 log = logging.getLogger("timesformer")
 

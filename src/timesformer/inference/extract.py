@@ -53,11 +53,11 @@ from tqdm.auto import tqdm
 from timesformer.checkpoints.io import remove_temp, write_atomic, write_safetensors, write_text
 from timesformer.data import ClipConfig, VideoClipDataset, VideoDecodeError
 from timesformer.data.video import videos_under
-from timesformer.engine.evaluate import EvalItems, autocast_context, inference_model
 from timesformer.errors import ConfigError
 from timesformer.inference.predictor import default_clip_config
 from timesformer.inference.windows import batched_window_views
 from timesformer.model import TimeSformer
+from timesformer.runtime import EvalItems, autocast_context, check_precision, inference_model
 
 __all__ = [
     "ExtractSummary",
@@ -110,8 +110,7 @@ class Extractor:
         stride: float | None = None,
         batch: int = 4,
     ) -> None:
-        if precision not in ("fp32", "bf16", "fp16", "int8"):
-            raise ConfigError(f"precision must be fp32, bf16, fp16 or int8, got {precision!r}")
+        check_precision(precision)
         if batch < 1:
             raise ConfigError(f"the window batch must be at least 1, got {batch}")
         if stride is not None and not windows:

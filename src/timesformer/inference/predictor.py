@@ -13,7 +13,6 @@ sampling rate for that frame count (8 x 32, 16 x 16 for HR, 96 x 4 for L).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,11 @@ from tqdm.auto import tqdm
 
 from timesformer.data import ClipConfig, VideoClipDataset
 from timesformer.data.video import find_videos  # re-exported: its home before data.video
-from timesformer.engine.evaluate import EvalItems, autocast_context, inference_model
 from timesformer.errors import ConfigError
+from timesformer.inference.results import Prediction, WindowPrediction  # re-exported: home before
+from timesformer.inference.windows import predict_windows
 from timesformer.model import TimeSformer
+from timesformer.runtime import EvalItems, autocast_context, check_precision, inference_model
 
 __all__ = ["Prediction", "Predictor", "WindowPrediction", "default_clip_config", "find_videos"]
 
@@ -65,50 +66,6 @@ def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
     return clip
 
 
-@dataclass
-class WindowPrediction:
-    """The prediction for one window of a long video: frames [start, end) seconds."""
-
-    start: float
-    end: float
-    top: list[tuple[str, float]]
-    probs: torch.Tensor | None = field(default=None, repr=False)  # (C,), not serialised
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "top": [{"label": lab, "prob": round(p, 6)} for lab, p in self.top],
-        }
-
-
-@dataclass
-class Prediction:
-    """The top-k classes of one video (``error`` set instead when it failed)."""
-
-    path: str
-    top: list[tuple[str, float]] = field(default_factory=list)
-    num_views: int = 0
-    error: str | None = None
-    windows: list[WindowPrediction] | None = None
-    probs: torch.Tensor | None = field(default=None, repr=False)  # (C,), not serialised
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path}
-        if self.error is not None:
-            out["error"] = self.error
-            return out
-        out["top"] = [{"label": lab, "prob": round(p, 6)} for lab, p in self.top]
-        out["views"] = self.num_views
-        if self.windows is not None:
-            out["windows"] = [w.to_dict() for w in self.windows]
-        return out
-
-
 class Predictor:
     """Class probabilities for video files.
 
@@ -143,8 +100,7 @@ class Predictor:
         topk: int = 5,
         compile: bool = False,
     ) -> None:
-        if precision not in ("fp32", "bf16", "fp16", "int8"):
-            raise ConfigError(f"precision must be fp32, bf16, fp16 or int8, got {precision!r}")
+        check_precision(precision)
         if precision == "int8" and compile:
             # A compiled graph takes F.linear, so int8 would silently not apply.
             raise ConfigError("precision int8 runs eagerly; it does not combine with compile")
@@ -234,6 +190,4 @@ class Predictor:
         self, path: str | Path, *, stride: float | None = None, batch: int = 4
     ) -> Prediction:
         """Slide the clip over the whole of a long video (see ``inference.windows``)."""
-        from timesformer.inference.windows import predict_windows
-
         return predict_windows(self, path, stride=stride, batch=batch)

@@ -17,24 +17,38 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from timesformer.data import ClipConfig, VideoReader, sampling, transforms
 from timesformer.errors import ConfigError
-
-if TYPE_CHECKING:
-    from timesformer.inference.predictor import Prediction, Predictor
+from timesformer.inference.results import Prediction, WindowPrediction
 
 __all__ = [
+    "WindowScorer",
     "batched_window_views",
     "plan_windows",
     "plot_timeline",
     "predict_windows",
     "window_views",
 ]
+
+
+class WindowScorer(Protocol):
+    """What ``predict_windows`` needs of a predictor (``Predictor`` is one): described here so
+    that this module does not import ``predictor``, which imports it."""
+
+    clip: ClipConfig
+
+    def probabilities(self, views: torch.Tensor, per_clip: int | None = None) -> torch.Tensor:
+        """Normalised views -> class probabilities, (V // per_clip, C) with ``per_clip``."""
+        ...
+
+    def top(self, probs: torch.Tensor) -> list[tuple[str, float]]:
+        """The top (label, probability) pairs of probabilities (C,), best first."""
+        ...
 
 
 def plan_windows(
@@ -142,14 +156,12 @@ def batched_window_views(
 
 
 def predict_windows(
-    predictor: Predictor, path: str | Path, *, stride: float | None = None, batch: int = 4
+    predictor: WindowScorer, path: str | Path, *, stride: float | None = None, batch: int = 4
 ) -> Prediction:
     """Per-window predictions over the whole video at ``path`` plus their average; windows are
     scored ``batch`` at a time.
 
     Raises ``VideoDecodeError`` when the video does not decode at all."""
-    from timesformer.inference.predictor import Prediction, WindowPrediction
-
     clip = predictor.clip
     results: list[WindowPrediction] = []
     for views, spans in batched_window_views(clip, path, stride=stride, batch=batch):
