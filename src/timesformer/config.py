@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from timesformer.errors import ConfigError
+from timesformer.names import PAPER_SCHEMES
 
 _INTERP_MODES = ("nearest", "bilinear", "bicubic")
 
@@ -42,13 +43,16 @@ class ModelConfig:
     name: str = ""
 
     def __post_init__(self) -> None:
-        from timesformer.schemes import ATTENTION_SCHEMES
+        # The paper's schemes are known without the registry, which loads torch: a config, and
+        # the variants built from one, can then be read by ``timesformer --help``.
+        if self.attention not in PAPER_SCHEMES:
+            from timesformer.schemes import ATTENTION_SCHEMES
 
-        if self.attention not in ATTENTION_SCHEMES:
-            raise ConfigError(
-                f"unknown attention scheme {self.attention!r}; choose one of "
-                f"{', '.join(ATTENTION_SCHEMES)}"
-            )
+            if self.attention not in ATTENTION_SCHEMES:
+                raise ConfigError(
+                    f"unknown attention scheme {self.attention!r}; choose one of "
+                    f"{', '.join(ATTENTION_SCHEMES)}"
+                )
         for key in (
             "num_classes",
             "num_frames",

@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from timesformer.errors import CheckpointError
+from timesformer.names import DEFAULT_MODEL, LICENCE  # noqa: F401  (zoo.DEFAULT_MODEL)
 
 PREFIX = "reference:"
-LICENCE = "CC BY-NC 4.0"
-# What `timesformer predict` uses without --checkpoint, as transformers.pipeline has a default.
-DEFAULT_MODEL = "facebook/timesformer-base-finetuned-k400"
 
 _CHUNK = 1 << 20  # bytes per read while downloading
 _TIMEOUT_S = 60  # per socket operation, so a dead connection ends in an error, not a hang

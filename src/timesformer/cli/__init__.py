@@ -2,6 +2,8 @@
 
 Each sub-command lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``.
 A ``TimesformerError`` becomes one line on stderr and exit status 2, never a traceback.
+At module level they import only the standard library and light modules such as
+``timesformer.names``, and the library inside ``run``, so that ``--help`` never loads torch.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import argparse
 import os
 from pathlib import Path
 
+from timesformer import names
 from timesformer.cli.common import check_output, writing
-from timesformer.data import prepare, synthetic
 from timesformer.errors import TimesformerError
 
 
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    pairs = ", ".join(f"{x.name} ({x.forward}/{x.backward})" for x in synthetic.PAIRS)
+    pairs = ", ".join(f"{x.name} ({x.forward}/{x.backward})" for x in names.PAIRS)
     s = actions.add_parser(
         "synth",
         help="write the synthetic motion data set as real video files",
@@ -42,9 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--pairs",
         "--classes",
-        default=",".join(synthetic.DEFAULT_PAIRS),
+        default=",".join(names.DEFAULT_PAIRS),
         help="comma-separated pair names (or class names, which select their pair), or 'all' "
-        f"(default: {','.join(synthetic.DEFAULT_PAIRS)})",
+        f"(default: {','.join(names.DEFAULT_PAIRS)})",
     )
     s.add_argument("--train-per-class", type=int, default=48, help="training videos per class (48)")
     s.add_argument("--val-per-class", type=int, default=16, help="validation videos per class (16)")
@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument(
         "--style",
-        choices=synthetic.STYLES,
+        choices=names.STYLES,
         default="rich",
         help="rich (default): random colours and textures; simple: white shapes on black, "
         "larger, which a small model learns from scratch on a CPU (the demo uses it)",
@@ -93,7 +93,7 @@ def add_prepare_parser(actions: argparse._SubParsersAction) -> None:
             "that exist are kept."
         ),
     )
-    p.add_argument("dataset", choices=prepare.DATASETS, metavar="DATASET", help="kinetics (400, "
+    p.add_argument("dataset", choices=names.DATASETS, metavar="DATASET", help="kinetics (400, "
                    "600 or 700), ssv2, ucf101 or hmdb51")  # fmt: skip
     p.add_argument("src", metavar="SRC", help="the folder holding the data set as published")
     p.add_argument("--out", required=True, metavar="DIR", help="where the lists are written")
@@ -127,25 +127,27 @@ def add_prepare_parser(actions: argparse._SubParsersAction) -> None:
 def parse_pairs(text: str) -> list[str]:
     """Pair names from 'horizontal,rotation', class names ('left' selects horizontal) or 'all'."""
     if text.strip() == "all":
-        return [p.name for p in synthetic.PAIRS]
-    names = []
+        return [p.name for p in names.PAIRS]
+    chosen = []
     for token in (t.strip() for t in text.split(",")):
         if not token:
             continue
-        if token in {p.name for p in synthetic.PAIRS}:
-            names.append(token)
+        if token in {p.name for p in names.PAIRS}:
+            chosen.append(token)
             continue
-        match = [p.name for p in synthetic.PAIRS if token in (p.forward, p.backward)]
+        match = [p.name for p in names.PAIRS if token in (p.forward, p.backward)]
         if not match:
-            known = ", ".join(p.name for p in synthetic.PAIRS)
+            known = ", ".join(p.name for p in names.PAIRS)
             raise TimesformerError(f"unknown pair or class {token!r} (pairs: {known})")
-        names.append(match[0])
-    if not names:
+        chosen.append(match[0])
+    if not chosen:
         raise TimesformerError("--pairs names no pair")
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(chosen))
 
 
 def run(args: argparse.Namespace) -> int:
+    from timesformer.data import synthetic
+
     if args.frames < 2 or args.size < 16:
         raise TimesformerError("--frames must be >= 2 and --size >= 16")
     if args.size % 2:
@@ -191,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """``data prepare``: check the options and the output, read SRC, write the lists."""
+    from timesformer.data import prepare
+
     if args.short_side is not None and args.short_side < 2:
         raise TimesformerError(f"--short-side must be at least 2, got {args.short_side}")
     if args.workers < 0:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from timesformer.errors import ConfigError
-from timesformer.schemes import ATTENTION_SCHEMES
+from timesformer.names import PAPER_SCHEMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (runs/demo)")
     p.add_argument("--quick", action="store_true", help="fewer clips and epochs (a few minutes)")
     p.add_argument(
-        "--schemes", default=",".join(ATTENTION_SCHEMES), help="comma-separated schemes (all five)"
+        "--schemes", default=",".join(PAPER_SCHEMES), help="comma-separated schemes (all five)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from timesformer.demo import HEADER, DemoSettings, format_row, run_demo
+    from timesformer.schemes import ATTENTION_SCHEMES
 
     schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
     unknown = [s for s in schemes if s not in ATTENTION_SCHEMES]

@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.cli.common import check_output, writing
     from timesformer.data import VideoReader
     from timesformer.data.transforms import MEAN, STD, val_transform
-    from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.overlay import save_overlay_gif, save_overlay_grid
     from timesformer.inference.rollout import explain_clip, rollout_support
+    from timesformer.runtime import pick_device
 
     if not 0.0 <= args.discard_ratio < 1.0:
         raise ConfigError(f"--discard-ratio must be in [0, 1), got {args.discard_ratio}")

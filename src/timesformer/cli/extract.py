@@ -86,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from timesformer.checkpoints import load_checkpoint
-    from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.extract import (
         Extractor,
@@ -94,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         parse_shard,
         run_extraction,
     )
+    from timesformer.runtime import pick_device
 
     if args.stride is not None and not args.windows:
         raise ConfigError("--stride needs --windows")

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from timesformer.flops import count_macs, count_params
-from timesformer.model import TimeSformer
-from timesformer.schemes import ATTENTION_SCHEMES
+from timesformer.names import PAPER_SCHEMES
 from timesformer.variants import get_variant, list_models, model_config
 
 TEST_VIEWS = 3  # 1 temporal clip x 3 spatial crops, the reference test protocol
@@ -44,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--attention",
         default=None,
-        choices=(*ATTENTION_SCHEMES, "all"),
+        choices=(*PAPER_SCHEMES, "all"),
         help="attention scheme, or 'all' for a table of the five (default: divided)",
     )
     p.add_argument("--num-classes", type=int, default=None, help="classes in the head (400)")
@@ -62,6 +60,9 @@ def describe(
         name, attention=attention, num_classes=num_classes, num_frames=num_frames, img_size=img_size
     )
     import torch
+
+    from timesformer.flops import count_macs, count_params
+    from timesformer.model import TimeSformer
 
     with torch.device("meta"):
         params = count_params(TimeSformer(cfg))
@@ -97,6 +98,7 @@ def describe_checkpoint(
     ``img_size`` when given), its class names and clip settings, and a training checkpoint's
     progress."""
     from timesformer.checkpoints import load_checkpoint
+    from timesformer.flops import count_macs, count_params
     from timesformer.inference.predictor import default_clip_config
 
     sizes = (("num_frames", num_frames), ("img_size", img_size))
@@ -217,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     get_variant(args.name)  # unknown names fail here with the list of known ones
     attention = args.attention or "divided"
-    schemes = ATTENTION_SCHEMES if attention == "all" else (attention,)
+    schemes = PAPER_SCHEMES if attention == "all" else (attention,)
     num_classes = 400 if args.num_classes is None else args.num_classes
     rows = [describe(args.name, s, num_classes, args.num_frames, args.img_size) for s in schemes]
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from timesformer.checkpoints import zoo
+from timesformer.names import LICENCE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "and licence, and whether it is already downloaded. Named models are downloaded on "
             f"first use: Hub repos into the Hugging Face cache (HF_HOME), the zoo into "
             f"$TIMESFORMER_CACHE/reference (default ~/.cache/timesformer/reference). The "
-            f"published weights are under {zoo.LICENCE} (non-commercial use)."
+            f"published weights are under {LICENCE} (non-commercial use)."
         ),
     )
     p.add_argument("--json", action="store_true", help="print a JSON array of objects instead")
@@ -37,6 +37,7 @@ def _hub_cached(repo: str) -> bool:
 
 def rows() -> list[dict[str, Any]]:
     """One object per nameable model: variants, Hub repos, then the reference zoo."""
+    from timesformer.checkpoints import zoo
     from timesformer.variants import VARIANTS
 
     out: list[dict[str, Any]] = []
@@ -102,6 +103,8 @@ _TITLES = {
 
 
 def run(args: argparse.Namespace) -> int:
+    from timesformer.checkpoints import zoo
+
     items = rows()
     if args.json:
         print(json.dumps(items, indent=1))

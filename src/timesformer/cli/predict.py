@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from timesformer.checkpoints.zoo import DEFAULT_MODEL
 from timesformer.cli.common import (
     add_clip_arguments,
     add_running_arguments,
@@ -16,6 +15,7 @@ from timesformer.cli.common import (
     clip_from_args,
     writing,
 )
+from timesformer.names import DEFAULT_MODEL
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -103,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
     from timesformer.checkpoints.io import write_text
     from timesformer.data import VideoDecodeError
     from timesformer.data.video import find_videos
-    from timesformer.engine.distributed import pick_device
     from timesformer.errors import ConfigError
     from timesformer.inference.labels import load_labels
     from timesformer.inference.predictor import Prediction, Predictor
     from timesformer.inference.windows import plot_timeline
+    from timesformer.runtime import pick_device
 
     if args.topk < 1:
         raise ConfigError(f"--topk must be at least 1, got {args.topk}")

@@ -6,11 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm.auto import tqdm
-
-from timesformer.data.errors import VideoDecodeError
-from timesformer.data.video import VideoInfo, probe, videos_under
+if TYPE_CHECKING:
+    from timesformer.data.video import VideoInfo
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +58,8 @@ def describe(info: VideoInfo) -> str:
 def expand_folders(items: list[str]) -> list[str]:
     """``items`` with each folder replaced by the video files under it, sorted; a file, or a
     path that does not exist, stays as given, to be reported in its own error line."""
+    from timesformer.data.video import videos_under
+
     out: list[str] = []
     for item in items:
         folder = Path(item)  # videos_under: a ConfigError for a folder without videos
@@ -67,6 +68,11 @@ def expand_folders(items: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from timesformer.data.errors import VideoDecodeError
+    from timesformer.data.video import probe
+
     results: list[dict] = []
     failed = 0
     videos = expand_folders(args.videos)

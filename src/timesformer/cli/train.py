@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timesformer.engine.config import load_config, packaged_config
-
 if TYPE_CHECKING:
     from timesformer.engine import Trainer
     from timesformer.engine.distributed import DistInfo
@@ -61,6 +59,8 @@ def add_config_arguments(p: argparse.ArgumentParser, config_help: str) -> None:
 
 
 def resolve_config_files(names: list[str]) -> list[Path]:
+    from timesformer.engine.config import packaged_config
+
     files = []
     for name in names:
         path = Path(name)
@@ -72,6 +72,7 @@ def resolve_config_files(names: list[str]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from timesformer.engine import Trainer
+    from timesformer.engine.config import load_config
     from timesformer.engine.distributed import shutdown
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

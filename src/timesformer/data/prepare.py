@@ -43,6 +43,7 @@ from typing import Any
 
 from timesformer.data.errors import DatasetError
 from timesformer.data.video import VIDEO_EXTENSIONS
+from timesformer.names import DATASETS
 
 __all__ = [
     "DATASETS",
@@ -61,7 +62,6 @@ __all__ = [
     "write_prepared",
 ]
 
-DATASETS = ("kinetics", "ssv2", "ucf101", "hmdb51")
 KINETICS_FIELDS = ("label", "youtube_id", "time_start", "time_end", "split")
 SPLITS = ("train", "val")
 PathLike = str | os.PathLike[str]

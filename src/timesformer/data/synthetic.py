@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from timesformer.errors import TimesformerError
+from timesformer.names import DEFAULT_PAIRS, PAIRS, STYLES, Pair
 
 __all__ = [
     "DEFAULT_PAIRS",
@@ -45,24 +46,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Pair:
-    """Two classes, each the other played backwards. ``forward`` is the one rendered forwards."""
-
-    name: str
-    forward: str
-    backward: str
-
-
-PAIRS: tuple[Pair, ...] = (
-    Pair("horizontal", "right", "left"),
-    Pair("vertical", "down", "up"),
-    Pair("rotation", "clockwise", "anticlockwise"),
-    Pair("depth", "approaching", "receding"),
-    Pair("convergence", "converging", "diverging"),
-    Pair("fade", "appearing", "disappearing"),
-)
-DEFAULT_PAIRS: tuple[str, ...] = ("horizontal", "vertical", "rotation", "depth")
 _BY_PAIR = {p.name: p for p in PAIRS}
 _BY_CLASS = {c: p for p in PAIRS for c in (p.forward, p.backward)}
 
@@ -119,9 +102,6 @@ class SynthParams:
     gap: float  # mid-clip distance between the two objects (convergence), pixels
     axis: float  # direction of the line joining the two objects (convergence)
     opacity: float  # mid-clip opacity (fade)
-
-
-STYLES: tuple[str, ...] = ("rich", "simple")
 
 
 def sample_params(
