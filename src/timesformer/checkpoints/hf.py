@@ -24,10 +24,7 @@ from timesformer.checkpoints.io import write_safetensors, write_text
 from timesformer.checkpoints.keys import to_hf
 from timesformer.data.transforms import MEAN, STD
 from timesformer.errors import CheckpointError
-
-# Our scheme name <-> transformers' ``attention_type``.
-HF_ATTENTION = {"divided": "divided_space_time", "joint": "joint_space_time", "space": "space_only"}
-FROM_HF_ATTENTION = {v: k for k, v in HF_ATTENTION.items()}
+from timesformer.schemes import SCHEMES
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
 CLIP_KEY = "timesformer_clip"  # this project's clip settings (ClipConfig fields) in config.json
@@ -51,13 +48,14 @@ def config_from_hf(hf: dict[str, Any], source: Path) -> tuple[dict[str, Any], li
         return kind(value)
 
     attention = hf.get("attention_type", "divided_space_time")
-    if attention not in FROM_HF_ATTENTION:
+    from_hf = {c.hf_name: n for n, c in SCHEMES.items() if c.hf_name}
+    if attention not in from_hf:
         raise CheckpointError(f"{source}: unknown attention_type {attention!r} in config.json")
     hidden = number("hidden_size", 768)
     if hidden < 1:
         raise CheckpointError(f"{where}: hidden_size must be at least 1, got {hidden}")
     fields: dict[str, Any] = {
-        "attention": FROM_HF_ATTENTION[attention],
+        "attention": from_hf[attention],
         "img_size": number("image_size", 224),
         "patch_size": number("patch_size", 16),
         "in_chans": number("num_channels", 3),
@@ -91,17 +89,19 @@ def export_hf(model: nn.Module, folder: str | Path, class_names: list[str] | Non
 
     ``transformers.TimesformerForVideoClassification.from_pretrained(folder)`` then gives the same
     logits at the model's configured frame count and size (transformers cannot run others).
-    Only the schemes transformers implements the same way (divided, joint) can be exported:
-    its space-only mode returns per-frame logits instead of averaging over frames.
+    Only the schemes transformers implements the same way (``hf_export``: divided, joint) can
+    be exported: its space-only mode returns per-frame logits instead of averaging over frames.
     """
     from timesformer.checkpoints.save import unwrap
 
     model = unwrap(model)
     cfg = model.config
-    if cfg.attention not in ("divided", "joint"):
+    scheme = SCHEMES[cfg.attention]
+    if not scheme.hf_export:
+        exportable = " and ".join(sorted(n for n, c in SCHEMES.items() if c.hf_export))
         raise CheckpointError(
             f"cannot export attention {cfg.attention!r} to the Hugging Face layout: transformers "
-            "implements divided and joint space-time attention only (its space_only mode does not "
+            f"implements {exportable} space-time attention only (its space_only mode does not "
             "average over frames)"
         )
     folder = Path(folder)
@@ -116,7 +116,7 @@ def export_hf(model: nn.Module, folder: str | Path, class_names: list[str] | Non
     hf_config = {
         "architectures": ["TimesformerForVideoClassification"],
         "model_type": "timesformer",
-        "attention_type": HF_ATTENTION[cfg.attention],
+        "attention_type": scheme.hf_name,
         "image_size": cfg.img_size,
         "patch_size": cfg.patch_size,
         "num_channels": cfg.in_chans,

@@ -1,7 +1,8 @@
 """Parameter names of the checkpoint families and the conversions between them.
 
 The project's own names are the reference's (``blocks.i.temporal_attn.qkv.weight``) without its
-``model.`` prefix.  Hugging Face names differ one to one (SPEC section 2).
+``model.`` prefix.  Hugging Face names (transformers' ``modeling_timesformer``) differ one to
+one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import math
 import re
 
 import torch
+
+from timesformer.schemes import SCHEMES, scheme_names
 
 REFERENCE_PREFIX = "model."
 
@@ -94,14 +97,16 @@ def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
 
 
 def infer_attention(keys: set[str]) -> str:
-    """The scheme a state dict in project names was built with."""
-    if "blocks.0.width_attn.qkv.weight" in keys:
-        return "axial"
-    if "blocks.0.local_attn.qkv.weight" in keys:
-        return "local_global"
-    if "blocks.0.temporal_attn.qkv.weight" in keys:
-        return "divided"
-    return "joint" if "time_embed" in keys else "space"
+    """The scheme a state dict in project names was built with: of the registered schemes whose
+    ``checkpoint_keys`` are all in ``keys``, the one with the most, then the one whose time
+    embedding matches, then the first in paper order (schemes with the same keys are told apart
+    only by a checkpoint that names its scheme)."""
+    has_time = "time_embed" in keys
+    candidates = [
+        SCHEMES[name] for name in scheme_names() if SCHEMES[name].checkpoint_keys() <= keys
+    ]
+    best = max(candidates, key=lambda c: (len(c.checkpoint_keys()), c.uses_time_embed == has_time))
+    return best.name
 
 
 def infer_arch(state: dict[str, torch.Tensor]) -> dict:

@@ -6,7 +6,7 @@ Recognised sources (spotted by their layout and key names, never by file extensi
 - ``reference``: the authors' ``.pyth``/``.pth`` (``{"model_state": {"model.…": …}, "cfg": …}``);
 - ``hf``: a Hugging Face folder (config.json + weights), or a weights file with
   ``timesformer.`` keys;
-- ``vit``: an image ViT in timm naming (ImageNet initialisation, SPEC section 2), for any scheme.
+- ``vit``: an image ViT in timm naming (the paper's ImageNet initialisation), for any scheme.
 
 Position and time embeddings are resized to the model's grid and frame count; a head of another
 class count is replaced by a fresh one.  Every key that is not loaded, or that the model expects
@@ -38,14 +38,9 @@ from timesformer.config import ModelConfig
 from timesformer.errors import CheckpointError, ConfigError
 from timesformer.layers import resize_pos_embed, resize_time_embed
 from timesformer.model import TimeSformer
+from timesformer.schemes import SCHEMES
 
 log = logging.getLogger("timesformer")
-
-_REFERENCE_ATTENTION = {
-    "divided_space_time": "divided",
-    "joint_space_time": "joint",
-    "space_only": "space",
-}
 
 
 @dataclass
@@ -228,8 +223,9 @@ def _reference_cfg(
     out: dict[str, Any] = {}
     section = cfg.get("TIMESFORMER")
     attention = section.get("ATTENTION_TYPE") if isinstance(section, dict) else None
-    if attention in _REFERENCE_ATTENTION:
-        out["attention"] = _REFERENCE_ATTENTION[attention]
+    from_reference = {c.reference_name: n for n, c in SCHEMES.items() if c.reference_name}
+    if attention in from_reference:
+        out["attention"] = from_reference[attention]
     ours = cfg.get(REFERENCE_SECTION)
     if ours is None:
         return out, None, None
@@ -303,7 +299,8 @@ def _adapt(src: Source, model: TimeSformer, report: LoadReport) -> dict[str, Ten
     state = dict(src.state)
 
     if src.kind == "vit":
-        # ImageNet init: every patch-only step starts from the image attention (SPEC 2).
+        # ImageNet init: every patch-only step starts from the image attention, as the authors'
+        # code starts the temporal one.
         for block_idx, block in enumerate(model.blocks):
             for step, _, _, _ in block.extra_step_modules():
                 for part in ("norm1", "attn.qkv", "attn.proj"):

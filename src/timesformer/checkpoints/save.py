@@ -12,16 +12,12 @@ from torch import nn
 from timesformer.checkpoints.io import write_atomic, write_safetensors
 from timesformer.checkpoints.keys import REFERENCE_PREFIX
 from timesformer.errors import CheckpointError
+from timesformer.schemes import SCHEMES
 
 FORMAT_NAME = "timesformer"
 # This project's section in the YAML config of a reference-layout file it writes.
 REFERENCE_SECTION = "timesformer"
 FORMAT_VERSION = "1"
-_REFERENCE_ATTENTION = {
-    "divided": "divided_space_time",
-    "joint": "joint_space_time",
-    "space": "space_only",
-}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -75,13 +71,14 @@ def save_checkpoint(
         }
         write_safetensors(path, state, meta)
     elif format == "reference":
-        if cfg.attention not in _REFERENCE_ATTENTION:
+        reference_name = SCHEMES[cfg.attention].reference_name
+        if reference_name is None:
             raise CheckpointError(
                 f"the reference code has no {cfg.attention!r} attention; save it in the "
                 "timesformer format instead"
             )
         ref_cfg = {
-            "TIMESFORMER": {"ATTENTION_TYPE": _REFERENCE_ATTENTION[cfg.attention]},
+            "TIMESFORMER": {"ATTENTION_TYPE": reference_name},
             "DATA": {
                 "NUM_FRAMES": cfg.num_frames,
                 "TRAIN_CROP_SIZE": cfg.img_size,

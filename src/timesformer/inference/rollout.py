@@ -30,7 +30,8 @@ clip's cls token is the mean of the frames' cls tokens.  Rollout is therefore de
 (the usual ViT rollout of that frame's cls row) and the clip's map is the frames' maps times 1/T.
 
 A scheme whose block replaces ``forward`` with something other than these layouts cannot be read
-this way; ``attention_rollout`` refuses it with a ``ConfigError`` saying so.
+this way (its ``rollout_layout`` is None); ``attention_rollout`` refuses it with a ``ConfigError``
+saying so.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ from torch import Tensor, nn
 from timesformer.errors import ConfigError
 from timesformer.layers import Attention
 from timesformer.schemes import Grid, SchemeBlock
-from timesformer.schemes.joint import JointBlock
-from timesformer.schemes.space import SpaceBlock
 
 __all__ = ["HEAD_FUSIONS", "RolloutResult", "attention_rollout", "explain_clip", "rollout_support"]
 
@@ -72,13 +71,12 @@ class RolloutResult:
 
 def rollout_support(model: nn.Module) -> str:
     """How rollout reads ``model``'s scheme: ``"tokens"`` (one token sequence, blocks regroup it)
-    or ``"frames"`` (space: one sequence per frame).  Raises ``ConfigError`` if undefined."""
+    or ``"frames"`` (space: one sequence per frame), as the scheme's ``rollout_layout`` says.
+    Raises ``ConfigError`` if undefined."""
     scheme = model.scheme
-    if issubclass(scheme, SpaceBlock):
-        return "frames"
-    if issubclass(scheme, JointBlock) or scheme.forward is SchemeBlock.forward:
-        # JointBlock.forward is the shared forward with one group of all tokens and no extra step.
-        return "tokens"
+    layout = scheme.rollout_layout()
+    if layout is not None:
+        return layout
     raise ConfigError(
         f"attention rollout is not defined for the {scheme.name!r} attention scheme: its block "
         "replaces the shared multi-step forward, so how its attention mixes tokens is unknown"

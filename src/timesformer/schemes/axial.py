@@ -1,10 +1,10 @@
 """Axial attention (T+W+H): one attention step per axis of the clip.
 
-Never released by the authors; defined here as in SPEC section 1: time, then width, then
-height, each step with its own norm, qkv and output projection; the time and width steps also
-have a D x D linear (``temporal_fc``, ``width_fc``), while the height step, which the cls token
-joins, has none, like the divided block's spatial step (this gives SPEC's 157,020,304
-parameters).  Tested against a dense masked-attention reference.
+Never released by the authors; defined here from the paper's description: time, then width,
+then height, each step with its own norm, qkv and output projection; the time and width steps
+also have a D x D linear (``temporal_fc``, ``width_fc``), while the height step, which the cls
+token joins, has none, like the divided block's spatial step (157,020,304 parameters for
+TimeSformer-Base with a 400-class head).  Tested against a dense masked-attention reference.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from timesformer.layers import Attention, DropPath, Linear, Mlp
 from timesformer.layers.linear import cached, in_graph, linear
+from timesformer.names import PAPER_SCHEMES
 
 SCHEMES: dict[str, type[SchemeBlock]] = {}
 
@@ -46,6 +47,13 @@ def register_scheme(cls: type[SchemeBlock]) -> type[SchemeBlock]:
         raise ValueError(f"attention scheme {cls.name!r} registered twice")
     SCHEMES[cls.name] = cls
     return cls
+
+
+def scheme_names() -> tuple[str, ...]:
+    """The registered schemes' names: the paper's in the order of its Table 1, then any other
+    in the order it was registered."""
+    paper = [n for n in PAPER_SCHEMES if n in SCHEMES]
+    return (*paper, *(n for n in SCHEMES if n not in PAPER_SCHEMES))
 
 
 def _add_view(p: Tensor, view: Tensor) -> Tensor:
@@ -86,13 +94,22 @@ class SchemeBlock(nn.Module):
     """One transformer block of a scheme; subclasses define the grouping of each step.
 
     Subclasses set ``name``, ``extra_steps`` (names of the patch-only steps before the last one)
-    and implement ``group``/``ungroup_view`` for each step name and for ``"last"``.
+    and implement ``group``/``ungroup_view`` for each step name and for ``"last"``.  The class
+    also holds every fact the rest of the package needs about the scheme (its place in the
+    paper, its names in other checkpoint families, how rollout and checkpoint detection read
+    it), so that a new scheme is one new module.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     uses_time_embed: ClassVar[bool] = True
     extra_steps: ClassVar[tuple[str, ...]] = ()
+    # ``TIMESFORMER.ATTENTION_TYPE`` in the authors' checkpoints; None: their code lacks it.
+    reference_name: ClassVar[str | None] = None
+    # ``attention_type`` in transformers' config.json; None: transformers lacks it.
+    hf_name: ClassVar[str | None] = None
+    # Whether transformers runs the scheme as this package does, so an export keeps the logits.
+    hf_export: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -141,6 +158,19 @@ class SchemeBlock(nn.Module):
     @classmethod
     def check_grid(cls, grid: Grid) -> None:
         """Raise ``ConfigError`` if the scheme cannot run on this grid."""
+
+    @classmethod
+    def checkpoint_keys(cls) -> frozenset[str]:
+        """State-dict keys (project names) that only a block with this scheme's extra steps has;
+        with ``uses_time_embed`` they tell the scheme of a checkpoint that does not name it."""
+        return frozenset(f"blocks.0.{step}_attn.qkv.weight" for step in cls.extra_steps)
+
+    @classmethod
+    def rollout_layout(cls) -> str | None:
+        """How attention rollout reads the scheme: ``"tokens"`` (one token sequence that each
+        step regroups with ``group``), ``"frames"`` (one sequence per frame, as space), or None
+        where it cannot: a block with its own ``forward`` must say which applies."""
+        return "tokens" if cls.forward is SchemeBlock.forward else None
 
     # ----------------------------------------------------------------- shared machinery
     def extra_step_modules(self) -> list[tuple[str, nn.Module, Attention, nn.Module]]:

@@ -15,6 +15,9 @@ class DividedBlock(SchemeBlock):
     name = "divided"
     description = "temporal attention, then spatial attention, then MLP"
     extra_steps = ("temporal",)
+    reference_name = "divided_space_time"
+    hf_name = "divided_space_time"
+    hf_export = True
 
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
         b, _, d = p.shape

@@ -14,6 +14,14 @@ class JointBlock(SchemeBlock):
 
     name = "joint"
     description = "every token attends to every token of the clip"
+    reference_name = "joint_space_time"
+    hf_name = "joint_space_time"
+    hf_export = True
+
+    @classmethod
+    def rollout_layout(cls) -> str:
+        # Its forward is the shared one's single step: one group of all tokens, cls included.
+        return "tokens"
 
     def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
         """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``; the cls token is

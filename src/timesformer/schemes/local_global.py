@@ -1,7 +1,7 @@
 """Sparse local-global attention (L+G).
 
 The paper describes it in one sentence and the reference code never shipped it; this is the
-project's definition (SPEC section 1), tested against a dense masked-attention reference:
+project's reading of that sentence, tested against a dense masked-attention reference:
 
 - local step: attention within each of the 4 spatial quadrants of the grid, over all T frames
   (windows of T x H'/2 x W'/2 patches);

@@ -19,6 +19,13 @@ class SpaceBlock(SchemeBlock):
     name = "space"
     description = "attention among the patches of the same frame; cls averaged over frames"
     uses_time_embed = False
+    reference_name = "space_only"
+    hf_name = "space_only"
+    hf_export = False  # transformers' space_only gives per-frame logits, not their average
+
+    @classmethod
+    def rollout_layout(cls) -> str:
+        return "frames"
 
     def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
         """(B*T, 1 + N, D) -> (B*T, 1 + N, D), or (B*T, 1, D) with ``cls_only``."""
