@@ -31,8 +31,9 @@ HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # http:, https:, mailto:, ...
 
 
-def prose_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, line) outside fenced code blocks, with inline code removed."""
+def prose_lines(text: str, strip_code: bool = True) -> list[tuple[int, str]]:
+    """(line number, line) outside fenced code blocks, with inline code removed unless
+    ``strip_code`` is False (a heading's anchor keeps its code's words)."""
     lines, fence = [], None
     for number, line in enumerate(text.splitlines(), 1):
         opened = FENCE.match(line)
@@ -43,7 +44,7 @@ def prose_lines(text: str) -> list[tuple[int, str]]:
             if line.strip().startswith(fence):
                 fence = None
             continue
-        lines.append((number, INLINE_CODE.sub("", line)))
+        lines.append((number, INLINE_CODE.sub("", line) if strip_code else line))
     return lines
 
 
@@ -59,16 +60,7 @@ def anchors(path: Path) -> set[str]:
     """Every heading anchor of a Markdown file (headings in code blocks are not headings)."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    fence = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        opened = FENCE.match(line)
-        if fence is None and opened:
-            fence = opened.group(1)
-            continue
-        if fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            continue
+    for _, line in prose_lines(path.read_text(encoding="utf-8"), strip_code=False):
         match = HEADING.match(line)
         if not match:
             continue
