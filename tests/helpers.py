@@ -11,8 +11,11 @@ from pathlib import Path
 import torch
 
 import timesformer
+from timesformer.layers.backend import INT8_ROUTES
 
 SCHEMES = timesformer.ATTENTION_SCHEMES
+# Whether this torch build has oneDNN int8 kernels for ``quantize_int8``.
+HAS_INT8 = any(INT8_ROUTES.values())
 
 
 def tiny(attention: str = "divided", **kw) -> timesformer.TimeSformer:

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import timesformer.layers.linear as linear_mod
-from helpers import randomize, tiny
+from helpers import HAS_INT8, randomize, tiny
 from timesformer.data import ClipConfig, VideoClipDataset
 from timesformer.engine.evaluate import evaluate, inference_copy
 from timesformer.errors import ConfigError
 
 
-@pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
+@pytest.mark.skipif(not HAS_INT8, reason="no oneDNN int8 kernels in this build")
 def test_int8_evaluation_predicts_what_fp32_does_and_leaves_the_model_float(synth_root):
     clip = ClipConfig(num_frames=4, sampling_rate=2, crop_size=16)
     data = VideoClipDataset.from_folder(synth_root / "val", mode="test", config=clip)

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 import timesformer
-import timesformer.layers.attention as attention
 from helpers import bf16_step, clip, randomize, tiny, tiny_overrides
 from timesformer.checkpoints import load_checkpoint
 from timesformer.engine import Trainer, load_config
@@ -66,9 +65,11 @@ def test_every_scheme_keeps_its_logits_in_bf16_on_cuda(scheme):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_fused_and_plain_attention_agree_on_cuda_forward_and_backward(scheme, dtype, monkeypatch):
+def test_fused_and_plain_attention_agree_on_cuda_forward_and_backward(
+    scheme, dtype, monkeypatch, backend
+):
     # SDPA for every group, the short ones too (the library takes the plain path for those).
-    monkeypatch.setattr(attention, "CUDA_PLAIN_MAX_LEN", 0)
+    backend(cuda_plain_max_len=0)
     model = randomize(tiny(scheme), seed=5).to(CUDA, dtype).train()
     x = clip(b=2).to(CUDA, dtype)
     grads = []
@@ -162,7 +163,9 @@ def test_compiled_training_step_on_cuda_gives_the_eager_gradients():
 
 
 @pytest.mark.parametrize("scheme_name", ["divided", "axial"])
-def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme_name, monkeypatch):
+def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(
+    scheme_name, monkeypatch, backend
+):
     """The Triton kernel for short groups (``layers/short_groups.py``): a bf16 training step
     with it, eager and compiled, against the library's path without it. The tiny model's
     temporal groups (4 tokens; axial's rows and columns too) take the kernel, its spatial groups
@@ -182,15 +185,15 @@ def test_short_group_kernel_gives_the_library_paths_training_step_on_cuda(scheme
     label = torch.tensor([1, 2, 0], device=CUDA)
 
     def step(on: bool, compiled: bool = False, in_graphs: bool = True):
-        monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", on)
-        monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL_COMPILED", in_graphs)
+        backend(short_group_kernel=on)
+        backend(short_group_kernel_compiled=in_graphs)
         torch._dynamo.reset()
         return bf16_step(model, torch.compile(model) if compiled else model, x, label)
 
     loss_off, want = step(False)
     assert not calls
     step(True, compiled=True, in_graphs=False)
-    assert not calls, "a compiled graph took the kernel without CUDA_SHORT_GROUP_KERNEL_COMPILED"
+    assert not calls, "a compiled graph took the kernel without short_group_kernel_compiled"
     loss_on, got = step(True)
     assert calls, "the kernel did not run"
     loss_compiled, got_compiled = step(True, compiled=True)

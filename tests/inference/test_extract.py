@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import timesformer.layers.linear as linear_mod
+from helpers import HAS_INT8
 from timesformer.checkpoints import load_checkpoint
 from timesformer.data import VideoClipDataset, VideoReader, transforms
 from timesformer.errors import ConfigError
@@ -83,7 +84,7 @@ def test_clip_and_window_embeddings_are_the_mean_of_forward_features(checkpoint,
     assert feats.window_times[-1, 1] == pytest.approx(4.0)  # the tail is covered
 
 
-@pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
+@pytest.mark.skipif(not HAS_INT8, reason="no oneDNN int8 kernels in this build")
 def test_int8_embeddings_are_close_to_fp32(checkpoint, videos):
     fp32 = _extractor(checkpoint).extract(videos[0]).clip
     int8 = _extractor(checkpoint, precision="int8").extract(videos[0]).clip

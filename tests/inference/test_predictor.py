@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import timesformer.layers.linear as linear_mod
-from helpers import tiny
+from helpers import HAS_INT8, tiny
 from inference.conftest import CLASSES
 from timesformer.checkpoints import load_checkpoint, save_checkpoint
 from timesformer.data import ClipConfig, VideoReader, sampling, transforms
@@ -109,7 +109,7 @@ def test_bf16_gives_the_fp32_ranking(checkpoint, videos):
     torch.testing.assert_close(pred.probs, fp32.probs, rtol=0, atol=0.02)
 
 
-@pytest.mark.skipif(not linear_mod._HAS_INT8, reason="no oneDNN int8 kernels in this build")
+@pytest.mark.skipif(not HAS_INT8, reason="no oneDNN int8 kernels in this build")
 def test_int8_gives_the_fp32_ranking_and_refuses_what_it_cannot_do(checkpoint, videos):
     fp32 = _predictor(checkpoint, topk=5).predict(videos[2])
     int8 = _predictor(checkpoint, topk=5, precision="int8")
@@ -129,7 +129,7 @@ def test_int8_gives_the_fp32_ranking_and_refuses_what_it_cannot_do(checkpoint, v
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_a_model_shared_by_two_predictors_is_left_as_it_was(checkpoint, videos, precision):
-    if precision == "int8" and not linear_mod._HAS_INT8:
+    if precision == "int8" and not HAS_INT8:
         pytest.skip("no oneDNN int8 kernels in this build")
     model = load_checkpoint(checkpoint).train()
     clip = default_clip_config(model, sampling_rate=2)

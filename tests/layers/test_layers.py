@@ -66,12 +66,12 @@ def test_time_embed_resize_in_1d():
     ],
 )
 def test_cpu_kernel_choice_and_agreement(dtype, length, plain):
-    from timesformer.layers.attention import _plain_is_faster
+    from timesformer.layers.attention import plain_is_faster
 
     attn = Attention(64, 4).to(dtype).eval()
     x = torch.randn(3, length, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
-    q = torch.empty(3, 4, length, 16, dtype=dtype)
-    assert _plain_is_faster(q) is plain
+    q = torch.empty(3, length, 4, 16, dtype=dtype)  # (G, L, heads, head_dim)
+    assert plain_is_faster(q) is plain
     with torch.no_grad():
         auto = attn(x)
         attn.fused = False
@@ -131,7 +131,8 @@ def test_split_heads_gives_autograds_values_and_gradients(monkeypatch, autocast,
 
     split = run()
     assert calls, "the plain path with gradients did not take SplitHeads"
-    monkeypatch.setattr(attention, "_split_heads_applies", lambda qkv: False)
+    # In a traced graph the plain path splits with permute, unbind and scale.
+    monkeypatch.setattr(attention, "in_graph", lambda: True)
     calls.clear()
     reference = run()
     assert not calls
@@ -153,12 +154,20 @@ def test_split_heads_gradient_is_the_numerical_one():
     torch.testing.assert_close(v, qkv[:, :, 2].transpose(1, 2))
 
 
-def test_split_heads_stays_out_of_inference_and_other_paths():
-    from timesformer.layers.attention import _split_heads_applies
+def test_split_heads_takes_the_packed_projection_in_eager_mode_only(monkeypatch):
+    """SplitHeads needs q, k and v as views of one (G, L, 3, heads, head_dim) projection: not
+    there for the queries-only projection, and graphs take the plain ops."""
+    from timesformer.layers import attention
 
-    qkv = torch.randn(2, 3, 3, 2, 4)
-    assert not _split_heads_applies(qkv)  # no gradient wanted
-    qkv.requires_grad_()
-    assert _split_heads_applies(qkv)
+    attn = Attention(8, 2)
+    x = torch.randn(2, 3, 8)
     with torch.no_grad():
-        assert not _split_heads_applies(qkv)
+        qkv = attn.project_qkv(x)
+        assert qkv.packed is not None and attn.project_qkv(x, queries=1).packed is None
+        q, k, v = attention.split_heads(qkv, 0.5)
+        assert all(t.shape == (2, 2, 3, 4) and t.is_contiguous() for t in (q, k, v))
+        monkeypatch.setattr(attention, "in_graph", lambda: True)
+        q2, k2, v2 = attention.split_heads(qkv, 0.5)
+    assert not k2.is_contiguous()  # the views, not SplitHeads' copies
+    for a, b in zip((q, k, v), (q2, k2, v2), strict=True):
+        torch.testing.assert_close(a, b)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import timesformer.layers.linear as linear_mod
 from helpers import clip, randomize, tiny
 from timesformer.layers import Linear, Mlp, quantize_int8
+from timesformer.layers.backend import INT8_ROUTES
 
 needs_kernels = pytest.mark.skipif(
     not (linear_mod._HAS_KERNELS and torch.backends.mkldnn.is_available()),
@@ -59,8 +60,8 @@ def test_training_and_autograd_use_f_linear():
     assert x.grad is not None and lin.weight.grad is not None
 
 
-def test_switch_turns_the_packed_path_off(monkeypatch):
-    monkeypatch.setattr(linear_mod, "PACK_CPU_LINEARS", False)
+def test_switch_turns_the_packed_path_off(backend):
+    backend(pack_cpu_linears=False)
     lin = layer(torch.float32)
     with torch.no_grad():
         lin(torch.randn(4, 48))
@@ -91,12 +92,12 @@ def test_a_weight_changed_in_place_or_replaced_is_packed_again():
 
 
 @needs_kernels
-def test_whole_model_logits_do_not_depend_on_the_packed_path(scheme, monkeypatch):
+def test_whole_model_logits_do_not_depend_on_the_packed_path(scheme, backend):
     model = randomize(tiny(scheme), seed=2)
     x = clip(b=3)
     with torch.no_grad():
         packed = model(x)
-        monkeypatch.setattr(linear_mod, "PACK_CPU_LINEARS", False)
+        backend(pack_cpu_linears=False)
         plain = model(x)
     torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
 
@@ -155,17 +156,17 @@ def test_a_model_that_has_run_can_still_be_copied_and_saved(tmp_path):
 
 # ----------------------------------------------------------------------------- int8 products
 needs_int8 = pytest.mark.skipif(
-    not linear_mod._HAS_INT8, reason="this torch build has no oneDNN int8 linear kernels"
+    not any(INT8_ROUTES.values()), reason="this torch build has no oneDNN int8 linear kernels"
 )
 
 
-ROUTES = [r for r, ok in linear_mod._INT8_ROUTES.items() if ok]
+ROUTES = [r for r, ok in INT8_ROUTES.items() if ok]
 
 
 @pytest.fixture(params=ROUTES or ["none"])
-def route(request, monkeypatch) -> str:
+def route(request, backend) -> str:
     """Each int8 test runs on each set of int8 kernels this build has."""
-    monkeypatch.setattr(linear_mod, "INT8_ROUTE", request.param)
+    backend(int8_route=request.param)
     return request.param
 
 
@@ -264,8 +265,8 @@ def test_int8_whole_model_keeps_the_ranking(scheme, route):
     assert torch.equal(got.argmax(-1)[clear], want.argmax(-1)[clear])
 
 
-def test_int8_without_the_kernels_is_refused(monkeypatch):
-    monkeypatch.setattr(linear_mod, "INT8_ROUTE", None)
+def test_int8_without_the_kernels_is_refused(backend):
+    backend(int8_route=None)
     with pytest.raises(RuntimeError, match="no oneDNN int8"):
         quantize_int8(layer(torch.float32))
 

@@ -21,6 +21,7 @@ import torch
 import timesformer.layers.attention as attention
 from timesformer.layers import short_groups
 from timesformer.layers.attention import Attention
+from timesformer.layers.backend import set_backend
 
 
 def test_short_group_attention_refuses_shapes_it_cannot_take():
@@ -30,7 +31,7 @@ def test_short_group_attention_refuses_shapes_it_cannot_take():
             short_groups.short_group_attention(torch.zeros(shape), 0.25)
 
 
-def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
+def test_the_switch_changes_nothing_on_the_cpu(monkeypatch, backend):
     # The kernel is for CUDA devices only: on the CPU the switch changes nothing, so both runs
     # take the very same path, same shapes and settings.
     torch.manual_seed(0)
@@ -38,7 +39,7 @@ def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
     x = torch.randn(5, 8, 32, requires_grad=True)
     outs = []
     for on in (False, True):
-        monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", on)
+        backend(short_group_kernel=on)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = layer(x)
         (grad,) = torch.autograd.grad(out.float().square().sum(), x)
@@ -48,10 +49,10 @@ def test_the_switch_changes_nothing_on_the_cpu(monkeypatch):
     assert torch.equal(outs[0][1], outs[1][1])
 
 
-def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch):
+def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch, backend):
     """On by default, the kernel must not stop a model on a card where it cannot be built: the
     layer warns once and takes its own path (here the CPU stands in for such a card)."""
-    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
+    backend(short_group_kernel=True)
     monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
     monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
     monkeypatch.setattr(
@@ -67,16 +68,16 @@ def test_a_kernel_that_cannot_run_falls_back_with_a_warning(monkeypatch):
     x = torch.randn(5, 8, 32, dtype=torch.bfloat16)
     with pytest.warns(RuntimeWarning, match=r"kernel does not run here \(CompilationError: out"):
         got = layer(x)
-    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
+    backend(short_group_kernel=False)
     assert torch.equal(got, layer(x))  # exact: the fallback is the path without the kernel
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_the_layer_hands_the_kernel_half_precision_only(dtype, monkeypatch):
+def test_the_layer_hands_the_kernel_half_precision_only(dtype, monkeypatch, backend):
     """fp32 keeps the exact path: on a GPU the kernel's 16-token products came out at about TF32
-    precision (``attention.SHORT_GROUP_KERNEL_DTYPES``). Half precision, under autocast too,
+    precision (the backend's ``short_group_dtypes``). Half precision, under autocast too,
     takes the kernel (here a stand-in, on the CPU standing in for a CUDA device)."""
-    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
+    backend(short_group_kernel=True)
     monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
     monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
     monkeypatch.setattr(short_groups, "unavailable", lambda *key: None)
@@ -100,11 +101,11 @@ def test_the_layer_hands_the_kernel_half_precision_only(dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("why", [None, "CompilationError: out of resources"])
-def test_compiled_graphs_ask_the_probe_and_fall_back_too(why, monkeypatch):
+def test_compiled_graphs_ask_the_probe_and_fall_back_too(why, monkeypatch, backend):
     """Under torch.compile the probe runs while the graph is traced (its answer a constant of
     the graph), so a card that cannot build the kernel falls back there as in eager mode."""
-    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", True)
-    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL_COMPILED", True)
+    backend(short_group_kernel=True)
+    backend(short_group_kernel_compiled=True)
     monkeypatch.setattr(attention, "_kernel_device", lambda qkv: True)
     monkeypatch.setattr(short_groups, "applies", lambda qkv: True)
     asked = []
@@ -139,7 +140,7 @@ def test_compiled_graphs_ask_the_probe_and_fall_back_too(why, monkeypatch):
     # a permute and a product on strided views).
     monkeypatch.setattr(short_groups, "unavailable", lambda *key: None)
     kernel = layer(x)
-    monkeypatch.setattr(attention, "CUDA_SHORT_GROUP_KERNEL", False)
+    backend(short_group_kernel=False)
     plain = layer(x)
     assert not torch.allclose(kernel, plain, rtol=0.1, atol=0.1)
     torch.testing.assert_close(got, kernel if why is None else plain, rtol=1.6e-2, atol=1e-2)
@@ -293,7 +294,7 @@ def _compiled_layer() -> dict:
     layer = Attention(32, 2).to(torch.bfloat16)
     x = torch.randn(5, 8, 32, dtype=torch.bfloat16)
     got = torch.compile(layer, fullgraph=True)(x)
-    attention.CUDA_SHORT_GROUP_KERNEL = False
+    set_backend(short_group_kernel=False)
     want = layer(x)
     return {
         "probed": {str(key): why for key, why in short_groups._PROBED.items()},
@@ -317,7 +318,7 @@ def _model_step(scheme: str) -> dict:
     x, label = clip(b=3), torch.tensor([1, 2, 0])
     steps = []
     for on in (False, True):
-        attention.CUDA_SHORT_GROUP_KERNEL = on
+        set_backend(short_group_kernel=on)
         steps.append(bf16_step(model, model, x, label))
     (loss_off, want), (loss_on, got) = steps
     cosines = [

@@ -3,45 +3,39 @@
 Every attention scheme reduces to this layer: the scheme regroups the clip's tokens into G
 independent sequences of length L, and this layer attends within each sequence.  Nothing here
 knows about space or time, and no N x N mask is ever built.
+
+``Attention.forward`` is the paper's: project q, k and v, ``attend``, project back. ``attend``
+picks one of three kernels, as ``layers.backend`` configures it: SDPA, the plain softmax path
+(faster for short low-precision sequences, and the one that can hand out its weights), or the
+Triton kernel for groups of up to 16 tokens on a CUDA device.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import sdpa_kernel
 
+from timesformer.layers.backend import get_backend
 from timesformer.layers.linear import Linear, in_graph, linear
 
-# On the CPU, SDPA's flash kernel is slower than two batched matrix products and a softmax for
-# short bf16/fp16 sequences (fp32 is the other way round), and below this length the attention
-# matrix (G x heads x L x L) is small, so the plain path is taken there. The measurements and
-# their command: docs/performance.md, "SDPA where it is faster".
-CPU_PLAIN_MAX_LEN = 512
-# On a CUDA device the plain path beats SDPA for divided attention's temporal groups of 8 tokens
-# but not for longer groups; there PyTorch's own order of SDPA kernels (None: cuDNN first) beats
-# putting flash first. Measured in docs/performance.md, "The attention layer's CUDA choices".
-CUDA_PLAIN_MAX_LEN = 8
-CUDA_SDPA_PRIORITY: list[SDPBackend] | None = None
-# The Triton kernel for groups of up to 16 tokens (``short_groups``) on a CUDA device, where
-# Triton is installed: it replaces the tiny batched products, layout copies and softmax passes
-# that cost divided attention's temporal step far more time than its share of the arithmetic
-# (docs/performance.md, "A Triton kernel for groups of up to 16 tokens").
-CUDA_SHORT_GROUP_KERNEL = True
-# Compiled graphs take it too: it is an opaque custom operator, launched as in eager mode. Where
-# the kernel cannot be built, compiled graphs fall back like eager mode (``_kernel_unavailable``
-# runs its probe while they are traced).
-CUDA_SHORT_GROUP_KERNEL_COMPILED = True
-# The dtypes the layer hands the kernel: half precision only. Triton may turn the kernel's
-# broadcast multiply and sum over a full 16-row tile into a tensor-core product on TF32 inputs,
-# and in fp32 that misses the exact path by more than the tests allow. fp32 keeps the exact
-# path; bf16 and fp16, which round far more coarsely than TF32, keep the kernel.
-SHORT_GROUP_KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+
+class QKV(NamedTuple):
+    """The projected queries, keys and values of G groups, each (G, ·, heads, head_dim).
+
+    q has Q rows, k and v have L. ``packed`` is the (G, L, 3, heads, head_dim) projection that
+    q, k and v are views of, where Q = L (the kernels that read that layout take it); else None.
+    """
+
+    q: Tensor
+    k: Tensor
+    v: Tensor
+    packed: Tensor | None
 
 
 class Attention(nn.Module):
@@ -53,9 +47,9 @@ class Attention(nn.Module):
         qkv_bias: bias on the fused q, k, v projection (the reference has it).
         attn_drop: dropout on the attention weights (training only).
 
-    ``fused`` selects ``F.scaled_dot_product_attention`` (the default) or the plain softmax path,
-    which is kept to check the fused one and to expose the attention weights: when
-    ``keep_attention`` is set, the plain path stores them in ``last_attention`` (G, heads, L, L).
+    ``fused`` lets ``attend`` choose SDPA (the default) or keeps the plain softmax path, which
+    checks the fused one. With ``keep_attention`` set, the plain path runs and stores the
+    attention weights in ``last_attention`` (G, heads, L, L), for attention rollout.
     """
 
     def __init__(
@@ -74,76 +68,116 @@ class Attention(nn.Module):
         self.keep_attention = False
         self.last_attention: Tensor | None = None
 
-    def forward(self, x: Tensor, project: bool = True, queries: int | None = None) -> Tensor:
-        """(G, L, D) -> (G, Q, D); without ``project``, the heads' output before ``proj``.
+    def forward(self, x: Tensor, queries: int | None = None) -> Tensor:
+        """(G, L, D) -> (G, Q, D).
 
         Every token is a key and a value; with ``queries`` only the first Q tokens are queries
         (Q = L by default), so the other tokens' queries and outputs are never computed.
         """
+        return self.proj(self.heads(x, queries))
+
+    def heads(self, x: Tensor, queries: int | None = None) -> Tensor:
+        """(G, L, D) -> (G, Q, D): the heads' outputs side by side, before ``proj``."""
+        qkv = self.project_qkv(x, queries)
+        if self.keep_attention:
+            out, self.last_attention = plain_attention(qkv, self.scale)
+            return out
+        dropout_p = self.attn_drop if self.training else 0.0
+        return attend(qkv, self.scale, dropout_p, sdpa=self.fused)
+
+    def project_qkv(self, x: Tensor, queries: int | None = None) -> QKV:
+        """(G, L, D) -> q (G, Q, heads, head_dim), k and v (G, L, heads, head_dim)."""
         g, l, d = x.shape
-        drop = self.attn_drop if self.training else 0.0
+        shape = (self.num_heads, self.head_dim)
         if queries is None or queries >= l:
             # (G, L, 3D) -> (G, L, 3, heads, head_dim): q, k, v in the reference's order.
-            qkv = self.qkv(x).reshape(g, l, 3, self.num_heads, self.head_dim)
-            kernel = self._short_kernel(qkv, drop)
-            if kernel is not None:
-                out = kernel(qkv, self.scale).reshape(g, l, d)
-                return self.proj(out) if project else out
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        else:
-            qkv = None
-            # Rows [0, D) of the fused weight make q, rows [D, 3D) make k and v.
-            w, b = self.qkv.weight, self.qkv.bias
-            q = linear(x[:, :queries], w[:d], None if b is None else b[:d], self.qkv, "q")
-            kv = linear(x, w[d:], None if b is None else b[d:], self.qkv, "kv")
-            q = q.reshape(g, queries, self.num_heads, self.head_dim).transpose(1, 2)
-            k, v = kv.reshape(g, l, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            l = queries
-        if self.fused and not self.keep_attention and not _plain_is_faster(q):
-            order = CUDA_SDPA_PRIORITY if q.is_cuda else None
-            with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
-                out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-        else:
-            if qkv is not None and _split_heads_applies(qkv):
-                # The same q, k and v with one copy of their gradient in the backward.
-                q, k, v = SplitHeads.apply(qkv, self.scale)
-            elif torch.is_grad_enabled() or in_graph():
-                q = q * self.scale
-            else:
-                q = scaled_copy(q, self.scale)
-            attn = q @ k.transpose(-2, -1)  # (G, heads, L, L)
-            attn = attn.softmax(dim=-1)
-            if self.keep_attention:
-                self.last_attention = attn.detach()
-            if drop:
-                attn = F.dropout(attn, drop)
-            out = attn @ v
-        out = out.transpose(1, 2).reshape(g, l, d)
-        return self.proj(out) if project else out
+            packed = self.qkv(x).reshape(g, l, 3, *shape)
+            return QKV(*packed.unbind(2), packed=packed)
+        # Rows [0, D) of the fused weight make q, rows [D, 3D) make k and v.
+        w, b = self.qkv.weight, self.qkv.bias
+        q = linear(x[:, :queries], w[:d], None if b is None else b[:d], self.qkv, "q")
+        kv = linear(x, w[d:], None if b is None else b[d:], self.qkv, "kv")
+        k, v = kv.reshape(g, l, 2, *shape).unbind(2)
+        return QKV(q.reshape(g, queries, *shape), k, v, packed=None)
 
-    def _short_kernel(self, qkv: Tensor, drop: float) -> Callable[[Tensor, float], Tensor] | None:
-        """``short_groups``' kernel where it runs (switched on, on a CUDA device, for bf16 or
-        fp16 q, k and v on the fused path without dropout on the weights or kept attention
-        maps; under ``torch.compile`` unless ``CUDA_SHORT_GROUP_KERNEL_COMPILED`` is off),
-        else None."""
-        if not (
-            CUDA_SHORT_GROUP_KERNEL
-            and _kernel_device(qkv)
-            and self.fused
-            and qkv.dtype in SHORT_GROUP_KERNEL_DTYPES
-        ):
-            return None
-        if torch.compiler.is_compiling() and not CUDA_SHORT_GROUP_KERNEL_COMPILED:
-            return None
-        # Imported here: importing Triton is slow, and every ``import timesformer`` on a
-        # machine with Triton would otherwise pay for it.
-        from timesformer.layers import short_groups
 
-        if self.keep_attention or drop or not short_groups.applies(qkv):
-            return None
-        if _kernel_unavailable(qkv.device, qkv.dtype, self.head_dim):
-            return None
-        return short_groups.short_group_attention
+def attend(qkv: QKV, scale: float, dropout_p: float = 0.0, sdpa: bool = True) -> Tensor:
+    """Softmax attention of every query over its group's keys: -> (G, Q, D), heads side by side.
+
+    The kernel, as ``layers.backend`` sets the choice: the Triton kernel for short bf16/fp16
+    groups on a CUDA device; SDPA unless ``sdpa`` is False or the plain path is faster (short
+    low-precision sequences); else the plain softmax path.
+    """
+    if sdpa and _short_kernel_runs(qkv, dropout_p):
+        from timesformer.layers import short_groups  # imported late: importing Triton is slow
+
+        return short_groups.short_group_attention(qkv.packed, scale).flatten(2)
+    if sdpa and not plain_is_faster(qkv.q):
+        return sdpa_attention(qkv, scale, dropout_p)
+    return plain_attention(qkv, scale, dropout_p)[0]
+
+
+def sdpa_attention(qkv: QKV, scale: float, dropout_p: float = 0.0) -> Tensor:
+    """``F.scaled_dot_product_attention`` in PyTorch's kernel order, or the backend's on CUDA."""
+    q, k, v = (t.transpose(1, 2) for t in qkv[:3])  # (G, heads, ·, head_dim)
+    order = get_backend().cuda_sdpa_priority if q.is_cuda else None
+    with sdpa_kernel(list(order), set_priority=True) if order else contextlib.nullcontext():
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
+    return out.transpose(1, 2).flatten(2)
+
+
+def plain_attention(qkv: QKV, scale: float, dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
+    """softmax(q k^T * scale) v with two matrix products: (output (G, Q, D), the attention
+    weights (G, heads, Q, L), detached)."""
+    q, k, v = split_heads(qkv, scale)  # (G, heads, ·, head_dim), q scaled
+    attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+    weights = attn.detach()
+    if dropout_p:
+        attn = F.dropout(attn, dropout_p)
+    return (attn @ v).transpose(1, 2).flatten(2), weights
+
+
+def split_heads(qkv: QKV, scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """q * scale, k, v, each (G, heads, ·, head_dim), for the plain path's products."""
+    if qkv.packed is not None and not in_graph():
+        # Contiguous copies with a one-pass backward; compiled graphs fuse these copies.
+        return SplitHeads.apply(qkv.packed, scale)
+    q, k, v = (t.transpose(1, 2) for t in qkv[:3])
+    return q * scale, k, v
+
+
+def plain_is_faster(q: Tensor) -> bool:
+    """Whether the plain path beats SDPA for q (G, ·, heads, head_dim): short bf16/fp16
+    sequences on the CPU, short sequences on a CUDA device (``layers.backend``)."""
+    backend = get_backend()
+    if q.device.type == "cuda":
+        return q.shape[1] <= backend.cuda_plain_max_len
+    return (
+        q.device.type == "cpu"
+        and q.dtype in (torch.bfloat16, torch.float16)
+        and q.shape[1] <= backend.cpu_plain_max_len
+    )
+
+
+def _short_kernel_runs(qkv: QKV, dropout_p: float) -> bool:
+    """Whether ``short_groups``' kernel takes these groups: switched on in the backend, on a
+    CUDA device, for the backend's dtypes, without dropout on the weights, where Triton built
+    it for this card (and under ``torch.compile`` only if the backend says so)."""
+    backend, packed = get_backend(), qkv.packed
+    if (
+        packed is None
+        or dropout_p
+        or not backend.short_group_kernel
+        or not _kernel_device(packed)
+        or packed.dtype not in backend.short_group_dtypes
+        or (torch.compiler.is_compiling() and not backend.short_group_kernel_compiled)
+    ):
+        return False
+    from timesformer.layers import short_groups
+
+    if not short_groups.applies(packed):
+        return False
+    return not _kernel_unavailable(packed.device, packed.dtype, packed.shape[-1])
 
 
 @torch.compiler.assume_constant_result
@@ -172,18 +206,6 @@ def _kernel_device(qkv: Tensor) -> bool:
     """Whether ``qkv``'s device runs the short-group kernel: CUDA devices (the CPU tests, which
     run it in Triton's interpreter, stand this in)."""
     return qkv.is_cuda
-
-
-def _plain_is_faster(q: Tensor) -> bool:
-    """Short low-precision sequences on the CPU (see ``CPU_PLAIN_MAX_LEN``), short sequences on
-    a CUDA device (``CUDA_PLAIN_MAX_LEN``)."""
-    if q.device.type == "cuda":
-        return q.shape[-2] <= CUDA_PLAIN_MAX_LEN
-    return (
-        q.device.type == "cpu"
-        and q.dtype in (torch.bfloat16, torch.float16)
-        and q.shape[-2] <= CPU_PLAIN_MAX_LEN
-    )
 
 
 def scaled_copy(q: Tensor, scale: float) -> Tensor:
@@ -225,17 +247,6 @@ class SplitHeads(torch.autograd.Function):
         view[:, :, 1].copy_(gk)
         view[:, :, 2].copy_(gv)
         return grad, None
-
-
-def _split_heads_applies(qkv: Tensor) -> bool:
-    """Whether the plain path splits ``qkv`` with ``SplitHeads``: where its gradient is wanted,
-    on the CPU (where it was measured), in eager mode (compiled graphs fuse these copies)."""
-    return (
-        qkv.requires_grad
-        and torch.is_grad_enabled()
-        and qkv.device.type == "cpu"
-        and not in_graph()
-    )
 
 
 def set_fused_attention(module: nn.Module, fused: bool) -> None:

@@ -12,7 +12,8 @@ copy, as autocast's ``F.linear`` would. Training, autograd, fp16 autocast, other
 ``F.linear`` unchanged.
 
 The cache holds a second copy of each weight, in the dtype of the product (fp32 weights under
-autocast: a bf16 copy). ``PACK_CPU_LINEARS = False`` turns the path off.
+autocast: a bf16 copy). ``set_backend(pack_cpu_linears=False)`` (``layers.backend``) turns the
+path off.
 
 Optionally (``quantize_int8``), the products of a module run in int8 at CPU inference: dynamic
 quantisation, as ``torch.ao``'s ``quantize_dynamic`` does it, but through this module's cache, so
@@ -21,11 +22,11 @@ qkv too) and the fp32 weights stay in the model, untouched. Each weight is quant
 output channel (symmetric, scale max|w| / 127) and packed by oneDNN (about a quarter of the fp32
 weights' size); each input is quantised per tensor (asymmetric uint8) as it arrives. On CPUs
 with AVX-512 VNNI that beats bf16 weights (docs/performance.md, "Int8, optional"). Two sets of
-kernels do it (``INT8_ROUTE``): by default PyTorch's quantized ones, which quantise the input
-inside the kernel but whose quantized dtypes torch 2.13 deprecates (pytorch/pytorch#184982);
-and, where a build lacks those or on request, oneDNN's int8 product on plain int8 tensors, the
-input quantised here first (``quantize_rows``) and GELU fused into the product, which is a
-little slower. Where a build has neither, ``quantize_int8`` says so.
+kernels do it (the backend's ``int8_route``): by default PyTorch's quantized ones, which
+quantise the input inside the kernel but whose quantized dtypes torch 2.13 deprecates
+(pytorch/pytorch#184982); and, where a build lacks those or on request, oneDNN's int8 product
+on plain int8 tensors, the input quantised here first (``quantize_rows``) and GELU fused into
+the product, which is a little slower. Where a build has neither, ``quantize_int8`` says so.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PACK_CPU_LINEARS = True
+from timesformer.layers.backend import INT8_ROUTES, get_backend
+
 T = TypeVar("T")
 # Set on every module ``quantize_int8`` marks; ``linear`` reads it from the product's owner.
 INT8_ATTR = "_int8_products"
@@ -57,25 +59,6 @@ _HAS_KERNELS = (
     and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
     and torch.backends.mkldnn.is_available()
 )
-# The two sets of int8 kernels, and whether this build has each.
-_INT8_ROUTES = {
-    # PyTorch's quantized kernels on qint8 weights, the input quantised inside the kernel: the
-    # faster of the two, on dtypes that torch 2.13 deprecates (pytorch/pytorch#184982).
-    "dynamic": _INT8_ENGINE in torch.backends.quantized.supported_engines
-    and hasattr(torch.ops.quantized, "linear_dynamic")
-    and hasattr(torch.ops.quantized, "linear_prepack")
-    and hasattr(torch, "quantize_per_channel"),
-    # oneDNN's int8 product on plain int8 tensors, the input quantised here first: the route
-    # without the deprecated dtypes (the one torch.compile's x86 int8 lowering uses), for builds
-    # that drop them.
-    "pointwise": hasattr(torch.ops.onednn, "qlinear_pointwise")
-    and hasattr(torch.ops.onednn, "qlinear_prepack")
-    and torch.backends.mkldnn.is_available(),
-}
-# Which kernels int8 products run on: the first of the two this build has (None: neither).
-# Settable, e.g. ``timesformer.layers.linear.INT8_ROUTE = "pointwise"``.
-INT8_ROUTE: str | None = next((r for r, ok in _INT8_ROUTES.items() if ok), None)
-_HAS_INT8 = INT8_ROUTE is not None
 
 
 def in_graph() -> bool:
@@ -89,7 +72,7 @@ def compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
     """The dtype ``linear(x, weight, ...)`` computes in on the prepacked path, or None where it
     takes ``F.linear``. Under bf16 autocast that is bf16, as autocast's own ``F.linear``."""
     if not (
-        PACK_CPU_LINEARS
+        get_backend().pack_cpu_linears
         and _HAS_KERNELS
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
@@ -196,22 +179,22 @@ def _packed(owner: nn.Module, key: str, weight: Tensor, dtype: torch.dtype, rows
 def _int8_linear(
     rows: Tensor, weight: Tensor, bias: Tensor | None, owner: nn.Module, key: str, gelu: bool
 ) -> Tensor | None:
-    """(M, K) fp32 rows -> (M, N) fp32 by int8 products on ``INT8_ROUTE``'s kernels; None where
-    the rows are not finite (the float path then carries the NaN or inf, as F.linear would)."""
-    if INT8_ROUTE == "pointwise":
+    """(M, K) fp32 rows -> (M, N) fp32 by int8 products on the backend's ``int8_route``; None
+    where the rows are not finite (the float path then carries the NaN or inf, as F.linear
+    would)."""
+    route = get_backend().int8_route
+    if route == "pointwise":
         quantised = quantize_rows(rows)
         if quantised is None:
             return None
-        w8, scale, zero = cached(
-            owner, (key, "int8", INT8_ROUTE), (weight,), lambda: _int8_pw(weight)
-        )
+        w8, scale, zero = cached(owner, (key, "int8", route), (weight,), lambda: _int8_pw(weight))
         post, algorithm = ("gelu", "none") if gelu else ("none", "")
         return torch.ops.onednn.qlinear_pointwise(
             *quantised, w8, scale, zero, bias, 1.0, 0, torch.float32, post, [], algorithm
         )
     # The packed int8 weight holds the bias too, so a new bias must repack it.
     sources = (weight,) if bias is None else (weight, bias)
-    packed = cached(owner, (key, "int8", INT8_ROUTE), sources, lambda: _int8(weight, bias))
+    packed = cached(owner, (key, "int8", route), sources, lambda: _int8(weight, bias))
     # reduce_range=False: VNNI's dot products accumulate in int32, without the 16-bit
     # saturation that the reduced range guards against on older instruction sets.
     out = torch.ops.quantized.linear_dynamic(rows, packed, False)
@@ -274,7 +257,7 @@ def quantize_int8(module: nn.Module, enabled: bool = True) -> None:
     Raises:
         RuntimeError: this PyTorch build has no int8 kernels for oneDNN.
     """
-    if enabled and not _INT8_ROUTES.get(INT8_ROUTE or "", False):
+    if enabled and not INT8_ROUTES.get(get_backend().int8_route or "", False):
         raise RuntimeError(
             "this PyTorch build has no oneDNN int8 linear kernels (torch.ops.quantized or "
             "torch.ops.onednn); use fp32 or bf16"

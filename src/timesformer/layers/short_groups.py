@@ -15,8 +15,8 @@ keeps as opaque calls: the launch runs exactly as in eager mode, so compiled gra
 kernels' eager speed. As ``triton_op`` operators, which inductor compiles itself, the same
 kernels ran much slower in a compiled graph than eagerly, for a cause not found.
 
-``attention.CUDA_SHORT_GROUP_KERNEL`` switches the kernels on (the attention layer hands them
-bf16 and fp16 only: see ``attention.SHORT_GROUP_KERNEL_DTYPES``). Their measurements, and the
+The backend's ``short_group_kernel`` switches the kernels on (``layers.backend``; the attention
+layer hands them its ``short_group_dtypes``, bf16 and fp16). Their measurements, and the
 commands that test and time them against the library's path, are in docs/performance.md, "A
 Triton kernel for groups of up to 16 tokens". They were checked for correctness in Triton's
 interpreter on the CPU (``tests/layers/test_short_groups.py``, which needs ``triton``
@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from timesformer.layers.backend import get_backend
+
 try:
     import triton
     import triton.language as tl
@@ -38,19 +40,18 @@ except ImportError:  # CPU-only installs: torch's CPU wheels do not bring Triton
 #: The longest group the kernels take: each program holds an L x L x head_dim product in
 #: registers, which stops being cheap beyond this.
 MAX_LEN = 16
-#: Warps per program for both passes; None (the default) takes ``warps()``' measured choice.
-#: The benchmarks set it to time 1, 2, 4 and 8. Read at each call, compiled graphs included.
-NUM_WARPS: int | None = None
 
 
 def warps(length: int, backward: bool) -> int:
-    """Warps per program for groups of ``length`` tokens: ``NUM_WARPS`` if set, else 1, but 8
+    """Warps per program for groups of ``length`` tokens: the backend's ``short_group_warps`` if
+    set (read at each call, compiled graphs included), else 1, but 8
     for the backward of groups over 8 tokens. These were the fastest in a sweep of 1, 2, 4 and 8
     warps (docs/performance.md): one warp for 8-token groups in both passes and for 16-token
     forwards; the 16-token backward, whose (L, L, head_dim) products hold 16,384 values a
     program, spreads them over 8."""
-    if NUM_WARPS:
-        return NUM_WARPS
+    chosen = get_backend().short_group_warps
+    if chosen:
+        return chosen
     return 8 if backward and length > 8 else 1
 
 
@@ -230,7 +231,7 @@ def short_group_attention(qkv: Tensor, scale: float) -> Tensor:
 
     Computes in fp32 registers and returns ``qkv``'s dtype; differentiable in ``qkv``. For
     fp32 input, groups of 9-16 tokens may come out at about TF32 precision on a GPU (see
-    ``attention.SHORT_GROUP_KERNEL_DTYPES``), which is why the attention layer uses it for bf16
+    the backend's ``short_group_dtypes``), which is why the attention layer uses it for bf16
     and fp16 only.
     """
     if not applies(qkv):
