@@ -29,14 +29,11 @@ def count_macs(
     t = num_frames or config.num_frames
     s = img_size or config.img_size
     with torch.device("meta"):
-        model = TimeSformer(config).eval()
+        # The plain blocks: each extra step's two linears run apart, as the paper counts them.
+        model = TimeSformer(config, fast=False).eval()
         x = torch.empty(batch, config.in_chans, t, s, s)
     model.set_fused_attention(False)
-    # The architecture as the paper counts it: each extra step's two linears run apart (the
-    # blocks fold them into one product) and the last block computes every token (``forward``
-    # computes the cls token alone there).
-    for block in model.blocks:
-        block.fold_linears = False
+    # Every token of the last block too (``forward`` computes its cls token alone).
     counter = FlopCounterMode(display=False)
     with counter:
         tokens, grid = model.forward_tokens(x)

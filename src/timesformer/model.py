@@ -11,13 +11,12 @@ from torch.utils.checkpoint import checkpoint
 from timesformer.config import ModelConfig
 from timesformer.errors import ConfigError
 from timesformer.layers import (
-    Attention,
     PatchEmbed,
     resize_pos_embed,
     resize_time_embed,
     set_fused_attention,
 )
-from timesformer.schemes import SCHEMES, Grid
+from timesformer.schemes import SCHEMES, Grid, fast_block
 
 
 class TimeSformer(nn.Module):
@@ -28,9 +27,12 @@ class TimeSformer(nn.Module):
 
     Parameter names follow the reference checkpoints (``cls_token``, ``pos_embed``,
     ``time_embed``, ``patch_embed.proj``, ``blocks.i.*``, ``norm``, ``head``).
+
+    ``fast`` builds the blocks as ``schemes.fast_block`` gives them (the same map in less
+    time); ``fast=False`` builds the scheme's plain blocks, which read as the paper.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, fast: bool = True) -> None:
         super().__init__()
         self.config = config
         self.scheme = SCHEMES[config.attention]
@@ -52,8 +54,9 @@ class TimeSformer(nn.Module):
         # Drop path rises linearly over depth (plain floats: also works on the meta device).
         n = config.depth
         rates = [config.drop_path_rate * i / max(n - 1, 1) for i in range(n)]
+        block = fast_block(self.scheme) if fast else self.scheme
         self.blocks = nn.ModuleList(
-            self.scheme(
+            block(
                 d,
                 config.num_heads,
                 mlp_ratio=config.mlp_ratio,
@@ -143,11 +146,8 @@ class TimeSformer(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> the pooled clip embedding (B, D), after the final LayerNorm."""
         # Only the cls token leaves the last block, so its patch tokens' queries, outputs and MLP
-        # are skipped, in inference and in training (the same logits and gradients up to
-        # rounding; tests check both; docs/performance.md, "No work whose result nobody reads").
-        # Not while the last block keeps its attention weights for someone to read.
-        keeps = any(m.keep_attention for m in self.blocks[-1].modules() if isinstance(m, Attention))
-        tokens, grid = self.forward_tokens(x, cls_only=not keeps)
+        # are skipped (docs/performance.md, "No work whose result nobody reads").
+        tokens, grid = self.forward_tokens(x, cls_only=True)
         return self.norm(self.scheme.pool(tokens, grid))
 
     def forward_head(self, features: Tensor) -> Tensor:

@@ -215,7 +215,7 @@ def test_forward_skips_the_last_blocks_patch_tokens_in_inference_and_training(sc
     model = randomize(tiny(scheme))
     x = clip()
     calls = []
-    hook = model.blocks[-1].register_forward_hook(lambda m, i, out: calls.append(out.shape[1]))
+    hook = model.blocks[-1].mlp.register_forward_hook(lambda m, i, out: calls.append(out.shape[1]))
     with torch.no_grad():
         full = _logits(model, x, cls_only=False)
         torch.testing.assert_close(model(x), full, atol=1e-5, rtol=1e-5)
@@ -243,19 +243,71 @@ def test_cls_only_tokens_give_the_same_logits_and_gradients(scheme):
         torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-5, msg=name)
 
 
-def test_last_block_keeping_its_attention_computes_every_token(scheme):
+def test_forward_tokens_keeps_every_tokens_attention_and_forward_the_cls_row(scheme):
+    """Attention rollout reads ``forward_tokens``' maps, every token's row; ``forward`` computes
+    the last block's cls row alone, kept weights or not."""
     model = randomize(tiny(scheme))
     attn = model.blocks[-1].attn
     attn.keep_attention = True
     with torch.no_grad():
+        model.forward_tokens(clip())
+        assert attn.last_attention.shape[-2] == attn.last_attention.shape[-1]
         model(clip())
-    # Every token's row of the attention weights, not the cls row alone.
-    assert attn.last_attention.shape[-2] == attn.last_attention.shape[-1]
+        assert attn.last_attention.shape[-2] == 1
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_fast_blocks_give_the_plain_blocks_outputs_and_gradients(scheme, train):
+    """``fast_block``'s folded linears and in-place joins against the blocks that read as the
+    paper: the same keys, the same logits and gradients up to rounding (fp32), in inference
+    (cached folds, prepacked products) and in training (the fold in the graph)."""
+    from timesformer.model import TimeSformer
+    from timesformer.schemes import fast_block, plain_block
+
+    fast = randomize(tiny(scheme), seed=3)
+    plain = TimeSformer(fast.config, fast=False)
+    plain.load_state_dict(fast.state_dict())
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    assert type(plain.blocks[0]) is SCHEMES[scheme]
+    assert type(fast.blocks[0]) is fast_block(SCHEMES[scheme])
+    assert plain_block(type(fast.blocks[0])) is SCHEMES[scheme]
+    x = clip(b=2)
+    results = []
+    for model in (fast, plain):
+        model.train(train)
+        with torch.set_grad_enabled(train):
+            logits = model(x)
+            tokens, _ = model.forward_tokens(x)
+        grads = {}
+        if train:
+            loss = logits.logsumexp(-1).sum() + tokens.square().mean()
+            names = [n for n, p in model.named_parameters() if p.requires_grad]
+            params = [p for _, p in model.named_parameters() if p.requires_grad]
+            grads = dict(zip(names, torch.autograd.grad(loss, params), strict=True))
+        results.append((logits, tokens, grads))
+    (f_logits, f_tokens, f_grads), (p_logits, p_tokens, p_grads) = results
+    torch.testing.assert_close(f_logits, p_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(f_tokens, p_tokens, atol=1e-5, rtol=1e-5)
+    for name, g in p_grads.items():
+        torch.testing.assert_close(f_grads[name], g, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_a_model_with_fast_blocks_pickles(scheme, tmp_path):
+    """The fast classes are made at run time; pickle still finds them by name."""
+    import copy
+    import pickle
+
+    model = randomize(tiny(scheme))
+    again = pickle.loads(pickle.dumps(model))
+    assert type(again.blocks[0]) is type(model.blocks[0])
+    assert type(copy.deepcopy(model).blocks[0]) is type(model.blocks[0])
 
 
 def test_ungrouped_views_and_adds_are_the_copied_ungroup(scheme):
-    """``ungroup_view`` is a view of y whose middle axes flatten to token order, and
-    ``add_ungrouped`` sums exactly what ``p + ungroup`` sums."""
+    """``ungroup_view`` is a view of y whose middle axes flatten to token order, and the fast
+    block's add through that view sums exactly what ``p + ungroup`` sums."""
+    from timesformer.schemes.fast import _add_view
+
     if scheme == "space":
         pytest.skip("space attention is one step over each frame: it never regroups")
     block = tiny(scheme).blocks[0]
@@ -272,9 +324,7 @@ def test_ungrouped_views_and_adds_are_the_copied_ungroup(scheme):
         # Exact: a view and a copy of the same elements.
         torch.testing.assert_close(view.reshape(copied.shape), copied, rtol=0, atol=0)
         # Exact: one IEEE add of the same two numbers per element, whatever the layout.
-        torch.testing.assert_close(
-            block.add_ungrouped(p, step, y, grid), p + copied, rtol=0, atol=0
-        )
+        torch.testing.assert_close(_add_view(p, view), p + copied, rtol=0, atol=0)
         # group's inverse; exact: both only move elements
         torch.testing.assert_close(block.ungroup(step, seqs, grid, b), p, rtol=0, atol=0)
 
@@ -282,29 +332,28 @@ def test_ungrouped_views_and_adds_are_the_copied_ungroup(scheme):
 @pytest.mark.parametrize(
     "dtypes", [(torch.float32, torch.float32), (torch.float32, torch.bfloat16)]
 )
-def test_join_tokens_is_the_two_sums_and_cat(dtypes):
-    """JoinTokens against ``cat((cls + cls_res, p + view))``: values (the residual in bf16 too,
-    as under autocast) and gradients, the residual a permuted view as the blocks give it."""
-    from timesformer.schemes.base import JoinTokens
+def test_join_tokens_is_the_sum_and_cat(dtypes):
+    """JoinTokens against ``cat((cls, p + view))``: values (the residual in bf16 too, as under
+    autocast) and gradients, the residual a permuted view as the blocks give it."""
+    from timesformer.schemes.fast import JoinTokens
 
     stream, residual = dtypes
     gen = torch.Generator().manual_seed(0)
     cls_tok = torch.randn(2, 1, 5, generator=gen).to(stream).requires_grad_()
-    cls_res = torch.randn(2, 1, 5, generator=gen).to(residual).requires_grad_()
     p = torch.randn(2, 12, 5, generator=gen).to(stream).requires_grad_()
     y = torch.randn(6, 4, 5, generator=gen).to(residual).requires_grad_()  # (B*T, N, D)
-    inputs = (cls_tok, cls_res, p, y)
+    inputs = (cls_tok, p, y)
 
     def joined(fast):
         view = y.reshape(2, 3, 4, 5).transpose(1, 2)  # (B, N, T, D) in token order
         if fast:
-            return JoinTokens.apply(cls_tok, cls_res, p, view)
-        return torch.cat((cls_tok + cls_res, p + view.reshape(2, 12, 5)), dim=1)
+            return JoinTokens.apply(cls_tok, p, view)
+        return torch.cat((cls_tok, p + view.reshape(2, 12, 5)), dim=1)
 
     weights = torch.randn(2, 13, 5, generator=gen)
     fast, slow = joined(True), joined(False)
-    # Exact: each element is one IEEE add of the same two numbers (bf16 widens to fp32
-    # exactly first), and the gradients are views, copies and casts of the same upstream one.
+    # Exact: each element is a copy or one IEEE add of the same two numbers (bf16 widens to
+    # fp32 exactly first), and the gradients are views, copies and casts of the same one.
     assert fast.dtype == slow.dtype == stream and torch.equal(fast, slow)
     for a, b in zip(
         torch.autograd.grad((fast * weights).sum(), inputs),
@@ -314,6 +363,25 @@ def test_join_tokens_is_the_two_sums_and_cat(dtypes):
         assert a.dtype == b.dtype and torch.equal(a, b)
     double = [t.detach().double().requires_grad_() for t in inputs]
     assert torch.autograd.gradcheck(
-        lambda c, r, q, z: JoinTokens.apply(c, r, q, z.reshape(2, 3, 4, 5).transpose(1, 2)),
+        lambda c, q, z: JoinTokens.apply(c, q, z.reshape(2, 3, 4, 5).transpose(1, 2)),
         double,
     )
+
+
+def test_plain_blocks_calls_every_attention_layer_as_a_module_for_a_while():
+    """The fast block runs an extra step's attention without ``__call__`` (its proj folded);
+    ``plain_blocks`` runs the plain classes, so forward hooks fire, and puts the fast ones back."""
+    from timesformer.schemes.fast import plain_blocks
+
+    model = randomize(tiny("divided")).eval()
+    fast_type = type(model.blocks[0])
+    calls = []
+    model.blocks[0].temporal_attn.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        fast = model(clip())
+        assert not calls
+        with plain_blocks(model):
+            assert type(model.blocks[0]) is SCHEMES["divided"]
+            plain = model(clip())
+        assert calls and type(model.blocks[0]) is fast_type
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from timesformer.errors import ConfigError
 from timesformer.layers import Attention
 from timesformer.schemes import Grid, SchemeBlock
+from timesformer.schemes.fast import plain_blocks
 
 __all__ = ["HEAD_FUSIONS", "RolloutResult", "attention_rollout", "explain_clip", "rollout_support"]
 
@@ -179,7 +180,8 @@ def _collect(model: nn.Module, video: Tensor, head_fusion: str, discard_ratio: f
         model.eval()
         for m in layers:
             m.keep_attention = True  # the plain softmax path, which exposes the probabilities
-        with torch.no_grad():
+        # The plain blocks call every attention layer as a module, so that the hooks fire.
+        with torch.no_grad(), plain_blocks(model):
             tokens, grid = model.forward_tokens(video)
             logits = model.forward_head(model.norm(model.scheme.pool(tokens, grid)))
     finally:

@@ -5,9 +5,27 @@ and import it here (or anywhere before use); every list of schemes is read from 
 """
 
 from timesformer.schemes import axial, divided, joint, local_global, space  # noqa: F401  (register)
-from timesformer.schemes.base import SCHEMES, Grid, SchemeBlock, register_scheme, scheme_names
+from timesformer.schemes.base import (
+    SCHEMES,
+    Grid,
+    OneStepBlock,
+    SchemeBlock,
+    register_scheme,
+    scheme_names,
+)
+from timesformer.schemes.fast import fast_block, plain_block
 
-__all__ = ["ATTENTION_SCHEMES", "SCHEMES", "Grid", "SchemeBlock", "register_scheme", "scheme_names"]
+__all__ = [
+    "ATTENTION_SCHEMES",
+    "SCHEMES",
+    "Grid",
+    "OneStepBlock",
+    "SchemeBlock",
+    "fast_block",
+    "plain_block",
+    "register_scheme",
+    "scheme_names",
+]
 
 
 def __getattr__(name: str) -> tuple[str, ...]:

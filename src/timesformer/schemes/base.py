@@ -11,6 +11,9 @@ into one cls residual.  An MLP step (``norm2``, ``mlp``) ends the block.
 Token layout between blocks (every scheme except space): (B, 1 + N*T, D) with the cls token
 first and the patches space-major, time-minor, index = 1 + (h*W' + w)*T + t, as the reference.
 The patch part is therefore viewable as (B, H', W', T, D) without a copy.
+
+This block reads as the paper; ``schemes/fast.py`` derives from it the block that models are
+built with, the same map in fewer passes over the tokens.
 """
 
 from __future__ import annotations
@@ -18,11 +21,9 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from timesformer.layers import Attention, DropPath, Linear, Mlp
-from timesformer.layers.linear import cached, in_graph, linear
 from timesformer.names import PAPER_SCHEMES
 
 SCHEMES: dict[str, type[SchemeBlock]] = {}
@@ -54,40 +55,6 @@ def scheme_names() -> tuple[str, ...]:
     in the order it was registered."""
     paper = [n for n in PAPER_SCHEMES if n in SCHEMES]
     return (*paper, *(n for n in SCHEMES if n not in PAPER_SCHEMES))
-
-
-def _add_view(p: Tensor, view: Tensor) -> Tensor:
-    """p (B, N*T, D) + view (B, ..., D), the residual as ``ungroup_view`` gives it: the
-    regrouping read by the add, not copied before it. p leads, so the sum takes its layout and
-    reshapes back to (B, N*T, D) without a copy."""
-    return (p.view(view.shape) + view).reshape(p.shape)
-
-
-class JoinTokens(torch.autograd.Function):
-    """The end of a block's last attention step: (cls + cls_res, p + ungrouped residual) joined
-    into one (B, 1 + N*T, D) tensor, each sum written in place in the result, one pass where
-    the two sums and their ``torch.cat`` make two. The gradients are views of the result's.
-
-    Inputs: cls and cls_res (B, 1, D); p (B, N*T, D); view, the residual as ``ungroup_view``
-    gives it (B, ..., D). Compiled and traced graphs take the sums and the cat (the compiler
-    fuses them itself).
-    """
-
-    @staticmethod
-    def forward(ctx, cls_tok: Tensor, cls_res: Tensor, p: Tensor, view: Tensor) -> Tensor:
-        b, n, d = p.shape
-        ctx.dtypes = (cls_res.dtype, view.dtype)
-        ctx.shape = view.shape
-        out = p.new_empty(b, 1 + n, d, dtype=torch.promote_types(cls_tok.dtype, cls_res.dtype))
-        torch.add(cls_tok, cls_res, out=out[:, :1])
-        torch.add(p.view(view.shape), view, out=out[:, 1:].view(view.shape))
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        cls_dtype, view_dtype = ctx.dtypes
-        g_cls, g_p = grad[:, :1], grad[:, 1:]
-        return g_cls, g_cls.to(cls_dtype), g_p, g_p.reshape(ctx.shape).to(view_dtype)
 
 
 class SchemeBlock(nn.Module):
@@ -132,9 +99,6 @@ class SchemeBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        # Run each extra step's proj and fc as one product (the same map); False runs the two,
-        # as the reference does (``flops.count_macs`` counts the architecture that way).
-        self.fold_linears = True
 
     # ----------------------------------------------------------------- what a scheme defines
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
@@ -149,11 +113,6 @@ class SchemeBlock(nn.Module):
     def ungroup(self, step: str, y: Tensor, grid: Grid, batch: int) -> Tensor:
         """Inverse of ``group``: (B*G, L, D) -> (B, N*T, D) in token order."""
         return self.ungroup_view(step, y, grid, batch).reshape(batch, -1, y.shape[-1])
-
-    def add_ungrouped(self, p: Tensor, step: str, y: Tensor, grid: Grid) -> Tensor:
-        """``p + ungroup(step, y)``: (B, N*T, D) + (B*G, L, D) -> (B, N*T, D), the regrouping
-        read by the add instead of copied before it (the same sums)."""
-        return _add_view(p, self.ungroup_view(step, y, grid, p.shape[0]))
 
     @classmethod
     def check_grid(cls, grid: Grid) -> None:
@@ -172,92 +131,60 @@ class SchemeBlock(nn.Module):
         where it cannot: a block with its own ``forward`` must say which applies."""
         return "tokens" if cls.forward is SchemeBlock.forward else None
 
-    # ----------------------------------------------------------------- shared machinery
+    # ----------------------------------------------------------------- the block
+    def step_modules(self, step: str) -> tuple[nn.Module, Attention, nn.Module]:
+        """(norm, attention, fc) of the patch-only step ``step``."""
+        return (
+            getattr(self, f"{step}_norm1"),
+            getattr(self, f"{step}_attn"),
+            getattr(self, f"{step}_fc"),
+        )
+
     def extra_step_modules(self) -> list[tuple[str, nn.Module, Attention, nn.Module]]:
         """(step name, norm, attention, fc) of each patch-only step, in order."""
-        return [
-            (s, getattr(self, f"{s}_norm1"), getattr(self, f"{s}_attn"), getattr(self, f"{s}_fc"))
-            for s in self.extra_steps
-        ]
+        return [(step, *self.step_modules(step)) for step in self.extra_steps]
 
     def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
-        """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``: the cls token
-        alone, for a last block whose patch outputs nobody reads
-        (see ``TimeSformer.forward_features``)."""
-        b, _, d = x.shape
-        # split rather than two slices: the backward then joins the two gradients with one
-        # copy, where each slice's backward would fill a zero tensor of x's size.
-        cls_tok, p = x.split((1, x.shape[1] - 1), dim=1)
-        inference = not (self.training or torch.is_grad_enabled())
-        for step, norm, attn, fc in self.extra_step_modules():
-            # fc(proj(y)) is one linear map y W^T + c with W = W_fc W_proj (fc and proj are both
-            # per-token, so the regrouping between them does not matter): one product per token
-            # instead of two.
-            y = attn(norm(self.group(step, p, grid)), project=False)  # (B*G, L, D)
-            if self.fold_linears and inference:
-                weight, bias = self._folded(step, attn.proj, fc, y.dtype)  # cached
-                p = p + linear(self.ungroup(step, y, grid, b), weight, bias, self, step)
-            elif self.fold_linears and grid.n * grid.t > d:
-                # Training: the fold is part of the graph, D^3 MACs forward (3 D^3 with the
-                # backward) against the M D^2 (3 M D^2) of the product it saves for M tokens:
-                # worth it from one clip's N*T tokens on (a test of the grid, not of the batch,
-                # so that an exported graph keeps a dynamic batch axis).
-                weight = fc.weight @ attn.proj.weight
-                bias = fc.weight @ attn.proj.bias
-                if not self.drop_path.active:
-                    # Nothing scales proj's output: fc's bias joins the product's.
-                    res = F.linear(y, weight, bias + fc.bias)
-                    p = self.add_ungrouped(p, step, res, grid)
-                else:
-                    # drop_path scales proj's output, not fc's bias, hence the bias split.
-                    res = self.drop_path(F.linear(y, weight, bias))
-                    p = self.add_ungrouped(p, step, res + fc.bias, grid)
-            else:
-                res = self.drop_path(attn.proj(y))
-                p = p + fc(self.ungroup(step, res, grid, b))
+        """(B, 1 + N*T, D) -> (B, 1 + N*T, D): each attention step, then the MLP.
 
+        With ``cls_only``, (B, 1, D): the cls token alone, for a last block whose patch outputs
+        nobody reads (their queries, outputs and MLP are never computed).
+        """
+        cls_tok, p = x.split((1, x.shape[1] - 1), dim=1)  # (B, 1, D), (B, N*T, D)
+        for step in self.extra_steps:
+            p = self.patch_step(step, p, grid)
+        x = self.last_step(cls_tok, p, grid, cls_only)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def patch_step(self, step: str, p: Tensor, grid: Grid) -> Tensor:
+        """One patch-only step: group, norm, attend, back to token order, fc, residual.
+        (B, N*T, D) -> (B, N*T, D)."""
+        norm, attn, fc = self.step_modules(step)
+        y = self.drop_path(attn(norm(self.group(step, p, grid))))  # (B*G, L, D)
+        return p + fc(self.ungroup(step, y, grid, p.shape[0]))
+
+    def last_step(self, cls_tok: Tensor, p: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
+        """The step with the cls token: each of its G groups attends with a copy of the cls
+        token in front, and the G outputs of those copies are averaged.
+
+        (B, 1, D), (B, N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``.
+        """
+        b, _, d = p.shape
         seqs = self.group("last", p, grid)  # (B*G, L, D)
         g = seqs.shape[0] // b
         cls_copies = cls_tok.expand(b, g, d).reshape(b * g, 1, d)
-        queries = 1 if cls_only else None
-        res = self.attn(self.norm1(torch.cat((cls_copies, seqs), dim=1)), queries=queries)
-        res = self.drop_path(res)
+        tokens = self.norm1(torch.cat((cls_copies, seqs), dim=1))
+        y = self.drop_path(self.attn(tokens, queries=1 if cls_only else None))
+        cls_y, p_y = y.split((1, y.shape[1] - 1), dim=1)  # (B*G, 1, D), (B*G, L or 0, D)
+        cls_tok = cls_tok + cls_y.reshape(b, g, d).mean(dim=1, keepdim=True)
         if cls_only:
-            x = cls_tok + res.reshape(b, g, d).mean(dim=1, keepdim=True)
-        else:
-            cls_res, p_res = res.split((1, res.shape[1] - 1), dim=1)  # as x's split above
-            cls_res = cls_res.reshape(b, g, d).mean(dim=1, keepdim=True)
-            view = self.ungroup_view("last", p_res, grid, b)
-            if in_graph():
-                x = torch.cat((cls_tok + cls_res, _add_view(p, view)), dim=1)
-            else:
-                x = JoinTokens.apply(cls_tok, cls_res, p, view)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+            return cls_tok
+        return self.join(cls_tok, p, p_y, grid)
 
-    def one_step(self, x: Tensor, cls_only: bool) -> Tensor:
-        """A plain ViT block over every token of x (G, L, D), for the one-step schemes (joint,
-        space): (G, L, D), or (G, 1, D), the first token alone, with ``cls_only``."""
-        res = self.attn(self.norm1(x), queries=1 if cls_only else None)
-        x = (x[:, :1] if cls_only else x) + self.drop_path(res)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-    def _folded(
-        self, step: str, proj: nn.Linear, fc: nn.Linear, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor]:
-        """``fc(proj(y)) = y W^T + c`` with W = W_fc W_proj, c = W_fc b_proj + b_fc, computed
-        in fp32 and cached until any of the four tensors changes or is replaced."""
-
-        def fold() -> tuple[Tensor, Tensor]:
-            w_fc = fc.weight.float()
-            weight = w_fc @ proj.weight.float()
-            bias = w_fc @ proj.bias.float() + fc.bias.float()
-            return weight.to(dtype), bias.to(dtype)
-
-        if torch.compiler.is_compiling():
-            # In a compiled graph: computed in the graph (constant-folded with freezing).
-            return fold()
-        params = (proj.weight, proj.bias, fc.weight, fc.bias)
-        return cached(self, ("fold", step, dtype), params, fold)
+    def join(self, cls_tok: Tensor, p: Tensor, p_y: Tensor, grid: Grid) -> Tensor:
+        """The cls token (B, 1, D) and the patches (B, N*T, D) plus the last step's grouped
+        residual (B*G, L, D), back to token order -> (B, 1 + N*T, D)."""
+        return torch.cat((cls_tok, p + self.ungroup("last", p_y, grid, p.shape[0])), dim=1)
 
     # ----------------------------------------------------------------- clip layout hooks
     @classmethod
@@ -284,3 +211,15 @@ class SchemeBlock(nn.Module):
         """Final tokens -> patch tokens (B, T, H', W', D), for dense features and attention maps."""
         b, _, d = x.shape
         return x[:, 1:].reshape(b, grid.h, grid.w, grid.t, d).permute(0, 3, 1, 2, 4)
+
+
+class OneStepBlock(SchemeBlock):
+    """A plain ViT block over sequences that the scheme's layout already holds (joint: the
+    whole clip; space: one frame): norm, attention, residual, then the MLP."""
+
+    def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
+        """(G, L, D) -> (G, L, D), or (G, 1, D), each sequence's first token alone, with
+        ``cls_only``."""
+        queries = 1 if cls_only else None
+        x = x[:, :queries] + self.drop_path(self.attn(self.norm1(x), queries))
+        return x + self.drop_path(self.mlp(self.norm2(x)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from timesformer.schemes.base import Grid, SchemeBlock, register_scheme
+from timesformer.schemes.base import Grid, OneStepBlock, register_scheme
 
 
 @register_scheme
-class JointBlock(SchemeBlock):
+class JointBlock(OneStepBlock):
     """One attention over all 1 + N*T tokens: O((NT)^2) work, but never an (NT)^2 matrix in
     memory on the fused path."""
 
@@ -22,11 +22,6 @@ class JointBlock(SchemeBlock):
     def rollout_layout(cls) -> str:
         # Its forward is the shared one's single step: one group of all tokens, cls included.
         return "tokens"
-
-    def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
-        """(B, 1 + N*T, D) -> (B, 1 + N*T, D), or (B, 1, D) with ``cls_only``; the cls token is
-        simply one more token."""
-        return self.one_step(x, cls_only)
 
     def group(self, step: str, p: Tensor, grid: Grid) -> Tensor:
         return p

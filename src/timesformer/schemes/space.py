@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from timesformer.schemes.base import Grid, SchemeBlock, register_scheme
+from timesformer.schemes.base import Grid, OneStepBlock, register_scheme
 
 
 @register_scheme
-class SpaceBlock(SchemeBlock):
+class SpaceBlock(OneStepBlock):
     """A ViT block applied to each frame; the clip is the average over frames.
 
     Token layout (B*T, 1 + N, D): each frame carries its own cls token, as in the reference, and
@@ -26,10 +26,6 @@ class SpaceBlock(SchemeBlock):
     @classmethod
     def rollout_layout(cls) -> str:
         return "frames"
-
-    def forward(self, x: Tensor, grid: Grid, cls_only: bool = False) -> Tensor:
-        """(B*T, 1 + N, D) -> (B*T, 1 + N, D), or (B*T, 1, D) with ``cls_only``."""
-        return self.one_step(x, cls_only)
 
     @classmethod
     def pack(cls, cls_tok: Tensor, patches: Tensor) -> Tensor:
