@@ -12,10 +12,14 @@ With ``--peer`` a third worker, transformers' model with the same weights (the p
 process of its own.
 
     .venv/bin/python benchmarks/ab_revisions.py --base HEAD~3 --what train
-    .venv/bin/python benchmarks/ab_revisions.py --base 537344a --what fp32 --reps 12
+    .venv/bin/python benchmarks/ab_revisions.py --base HEAD~1 --what fp32 --reps 12 --peer
     .venv/bin/python benchmarks/ab_revisions.py --base HEAD~2 --work HEAD~1 --what train
 
-``--work REV`` takes that revision in place of the working tree.
+``--work REV`` takes that revision in place of the working tree. The workers build the models
+with ``harness`` from this working tree against the other revision's ``src/``, so ``harness``'s
+model helpers use only what every revision of the library has. The table is printed (and
+written with ``--out``), not kept under ``benchmarks/results/``: it answers one question about
+one change.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def worker(what: str, attention: str, peer: bool = False) -> None:
     transformers' model holding its weights), as ``bench_model.py`` builds them; then, per line
     read, time one step and write its seconds."""
     import torch
-    from bench_model import autocast, build_ours, build_peer, inputs, train_step
+    from harness import autocast, build_ours, build_peer, inputs, train_step
 
     cpu = torch.device("cpu")
     model = build_ours(attention, 8, 224, cpu)
@@ -157,9 +161,9 @@ def main() -> int:
                 proc.wait()
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     import torch
-    from bench_model import _machine
+    from harness import machine
 
-    machine = _machine(torch.device("cpu"))
+    where = machine(torch.device("cpu"))
 
     def speedup(slow: str, fast: str) -> str:
         ratios = [s / f for s, f in zip(times[slow], times[fast], strict=True)]
@@ -178,7 +182,7 @@ def main() -> int:
         [
             f"# A/B: {WHATS[args.what]}, {work} against {base_rev}",
             "",
-            f"Machine: {machine}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; "
+            f"Machine: {where}. TimeSformer-Base, {args.attention}, 8 x 224, batch 1; "
             f"{len(times)} worker processes taking turns, {args.reps} reps after a warm-up "
             "(benchmarks/ab_revisions.py).",
             "",

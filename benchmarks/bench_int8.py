@@ -3,8 +3,9 @@
 ``timesformer.layers.quantize_int8`` runs every linear product of a model (the folded and
 cls-only products too) through oneDNN's int8 kernels, on weights quantised once per output
 channel (symmetric, scale max|w| / 127); each input is quantised per tensor as it arrives.
-Everything else stays fp32. ``--route`` picks the kernels (``layers.linear.INT8_ROUTE``):
-PyTorch's dynamic quantized kernel, the default, or ``onednn.qlinear_pointwise``.
+Everything else stays fp32. ``--route`` picks the kernels (``Backend.int8_route`` in
+``timesformer.layers.backend``): PyTorch's dynamic quantized kernel, the default where the build
+has it, or ``onednn.qlinear_pointwise``; each route writes its own table.
 
 - Linear products: each linear shape of TimeSformer-Base (1569 tokens), int8 against bf16 and
   fp32, both on the library's prepacked path.
@@ -17,32 +18,41 @@ PyTorch's dynamic quantized kernel, the default, or ``onednn.qlinear_pointwise``
   demo's five models, after ``make demo``: ``--checkpoint runs/demo/*/best.safetensors``.
 
     .venv/bin/python benchmarks/bench_int8.py --checkpoint runs/demo/*/best.safetensors
-    .venv/bin/python benchmarks/bench_int8.py --route pointwise --out int8_pointwise_cpu.md ...
+    .venv/bin/python benchmarks/bench_int8.py --route pointwise --checkpoint runs/demo/*/best...
+
+The first writes ``results/int8_cpu.md``, the second ``results/int8_pointwise_cpu.md`` (on an
+Intel CPU: ``..._cpu_intel.md``).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_model import alternate, build_pair, inputs
+from harness import (
+    alternate,
+    build_pair,
+    command,
+    copy_of,
+    inputs,
+    machine,
+    machine_kind,
+    result,
+    write_result,
+)
 from torch import Tensor, nn
 
-import timesformer
 from timesformer.layers import linear as linear_module
 from timesformer.layers import quantize_int8
+from timesformer.layers.backend import INT8_ROUTES, get_backend, set_backend
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TOKENS = 1569  # 1 + 196 x 8: one 8 x 224 clip
 
 
 def median_ms(fns: dict, reps: int) -> dict[str, float]:
-    """``bench_model.alternate`` (one warm-up each, then rep by rep in turn), in milliseconds."""
+    """``harness.alternate`` (one warm-up each, then rep by rep in turn), in milliseconds."""
     return {k: 1e3 * v for k, v in alternate(fns, reps, torch.device("cpu")).items()}
 
 
@@ -93,14 +103,10 @@ def products(reps: int) -> list[str]:
 @torch.no_grad()
 def model_speed(reps: int) -> list[str]:
     """Ours in fp32, with bf16 weights and in int8, beside the peer in fp32 and under bf16
-    autocast (``bench_model.build_pair``: the same random weights)."""
+    autocast (``harness.build_pair``: the same random weights)."""
     ours, peer = build_pair("divided", 8, 224, torch.device("cpu"))
-    bf16 = timesformer.create_model("timesformer_base", attention="divided", num_classes=400)
-    bf16.load_state_dict(ours.state_dict())
-    bf16 = bf16.eval().to(torch.bfloat16)
-    quant = timesformer.create_model("timesformer_base", attention="divided", num_classes=400)
-    quant.load_state_dict(ours.state_dict())
-    quant.eval()
+    bf16 = copy_of(ours, torch.bfloat16)
+    quant = copy_of(ours)
     quantize_int8(quant)
     x, xp = inputs(8, 224, torch.device("cpu"))
     x16 = x.bfloat16()
@@ -177,6 +183,16 @@ def trained(checkpoints: list[Path]) -> list[str]:
     return lines
 
 
+def _checkpoint_args(checkpoints: list[Path] | None) -> str:
+    """``--checkpoint`` as the command states it: the demo's glob where it is the demo's."""
+    if not checkpoints:
+        return ""
+    demo = "runs/demo/*/best.safetensors"
+    if sorted(map(str, checkpoints)) == sorted(map(str, Path().glob(demo))):
+        return f"--checkpoint {demo}"
+    return "--checkpoint " + " ".join(map(str, checkpoints))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=6)
@@ -185,25 +201,23 @@ def main() -> int:
     )
     parser.add_argument(
         "--route",
-        choices=tuple(linear_module._INT8_ROUTES),
-        default=linear_module.INT8_ROUTE,
-        help="int8 kernels (timesformer.layers.linear.INT8_ROUTE; default: the library's)",
+        choices=tuple(INT8_ROUTES),
+        default=get_backend().int8_route,
+        help="int8 kernels (Backend.int8_route; default: the library's)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "int8_cpu.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/")
     args = parser.parse_args()
-    if not linear_module._INT8_ROUTES.get(args.route or "", False):
+    if not INT8_ROUTES.get(args.route or "", False):
         raise SystemExit(f"this torch build has no oneDNN int8 linear kernels for {args.route}")
-    linear_module.INT8_ROUTE = args.route
+    set_backend(int8_route=args.route)
     kernel = {
         "dynamic": "`torch.ops.quantized.linear_dynamic` (oneDNN engine)",
         "pointwise": "`torch.ops.onednn.qlinear_pointwise` (inputs quantised by the library)",
     }[args.route]
+    cpu = torch.device("cpu")
     lines = [
-        "# Int8 dynamic linears at CPU inference",
-        "",
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Medians of {args.reps} "
-        "alternating reps. fp32 and bf16 run on the library's prepacked oneDNN products; int8 on "
+        f"Machine: {machine(cpu)}. Medians of {args.reps} alternating reps. fp32 and bf16 run "
+        "on the library's prepacked oneDNN products; int8 on "
         f"{kernel} through `quantize_int8`.",
         "",
         *products(args.reps * 3),
@@ -212,10 +226,16 @@ def main() -> int:
     ]
     if args.checkpoint is not None:
         lines += ["", *trained(args.checkpoint)]
-    lines += ["", f"Command: `.venv/bin/python benchmarks/bench_int8.py {' '.join(sys.argv[1:])}`"]
-    text = "\n".join(lines) + "\n"
-    args.out.write_text(text)
-    print(text)
+    default_route = next((r for r, ok in INT8_ROUTES.items() if ok), None)
+    route = "" if args.route == default_route else f"_{args.route}"
+    cmd = command(
+        "bench_int8.py",
+        f"--route {args.route}" if route else "",
+        f"--reps {args.reps}" if args.reps != 6 else "",
+        _checkpoint_args(args.checkpoint),
+    )
+    title = "Int8 linears at CPU inference" + (f", {args.route} route" if route else "")
+    write_result(result(title, cmd, lines), f"int8{route}_{machine_kind(cpu)}.md", args.out)
     return 0
 
 

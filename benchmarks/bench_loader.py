@@ -19,7 +19,7 @@ Each path runs in its own process pinned to one CPU core with one thread everywh
 worker" means one core; the frame index cache is cleared before every clip (a first epoch). A
 DataLoader run using every core is reported beside it.
 
-    .venv/bin/python benchmarks/bench_loader.py            # writes benchmarks/results/loader_cpu.md
+    .venv/bin/python benchmarks/bench_loader.py --clips 40   # results/loader_cpu.md
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from harness import command, machine, machine_kind, result, write_result
 
 from timesformer.data import VideoReader, index_cache, sampling, train_transform, write_video
 
@@ -206,9 +206,7 @@ def main() -> int:
         default=os.cpu_count() or 1,
         help="DataLoader workers for the all-cores run (all CPUs)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "loader_cpu.md"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or make_video(Path(tmp) / "bench_340p_10s.mp4")
@@ -226,10 +224,8 @@ def main() -> int:
             print(name, json.dumps({k: round(v, 2) for k, v in results[name].items()}))
     ref = results["reference"]["clips_per_s"]
     naive = results["naive"]["clips_per_s"]
-    cpu = _cpu_name()
+    cpu = torch.device("cpu")
     lines = [
-        "# Loader throughput (CPU)",
-        "",
         f"Training clips of {T} x {CROP} px, sampling rate {RATE} at {TARGET_FPS:g} fps (a "
         f"{T * RATE}-frame window), scale jitter {SCALE}, random crop, flip, normalise; from a "
         f"{facts.duration:g} s {facts.width}x{facts.height} {facts.codec} video at "
@@ -250,32 +246,22 @@ def main() -> int:
         )
     lines += [
         "",
-        f"Machine: {cpu}, {os.cpu_count()} CPUs; Python {platform.python_version()}, "
-        f"torch {torch.__version__}, PyAV {av.__version__}. {args.clips} timed clips per path "
+        f"Machine: {machine(cpu)}, PyAV {av.__version__}. {args.clips} timed clips per path "
         "after 3 warm-up clips; one process per path pinned to one core, one thread; the 'ours' "
         "row rebuilds the frame index for every clip (first-epoch cost), the last row reuses it "
         "(later epochs). The DataLoader column runs "
         f"{4 * args.clips} clips with {args.workers} unpinned worker processes.",
-        "",
-        f"Command: `.venv/bin/python benchmarks/bench_loader.py --clips {args.clips}`",
-        "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".md.tmp")
-    tmp_out.write_text("\n".join(lines), encoding="utf-8")
-    tmp_out.replace(args.out)
-    print("\n".join(lines))
+    cmd = command(
+        "bench_loader.py",
+        f"--clips {args.clips}",
+        f"--workers {args.workers}" if args.workers != (os.cpu_count() or 1) else "",
+        f"--video {args.video}" if args.video else "",
+    )
+    write_result(
+        result("Loader throughput (CPU)", cmd, lines), f"loader_{machine_kind(cpu)}.md", args.out
+    )
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

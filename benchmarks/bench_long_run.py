@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from harness import command, machine, result, write_result
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "tests"))
@@ -61,7 +60,7 @@ def run(epochs: int, workers: int, folder: Path) -> tuple[list[dict], float]:
     return [r for r in map(json.loads, lines) if r["kind"] == "epoch"], took
 
 
-def report(records: list[dict], took: float, workers: int, command: str) -> str:
+def report(records: list[dict], took: float, workers: int, cmd: str) -> str:
     first, settled, last = records[0], records[min(1, len(records) - 1)], records[-1]
     growth = {k: last[f"{k}_end"] - settled[f"{k}_end"] for k in KEYS}
     rows = [
@@ -78,10 +77,10 @@ def report(records: list[dict], took: float, workers: int, command: str) -> str:
             f"| {r['children_start']} / {r['children_end']} | {r['epoch_s']:.2f} |"
         )
     n = len(records)
-    return "\n".join(
+    return result(
+        "Long training run: resources per epoch (CPU)",
+        cmd,
         [
-            "# Long training run: resources per epoch (CPU)",
-            "",
             f"{n} epochs of the tiny model (`timesformer_tiny`, divided attention, 4 frames of "
             f"16 px) on a synthetic set of 32 training and 8 validation videos: 8 optimizer "
             f"steps, a validation pass and an atomic checkpoint write every epoch, "
@@ -101,12 +100,8 @@ def report(records: list[dict], took: float, workers: int, command: str) -> str:
                 else []
             ),
             "",
-            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-            f"Python {platform.python_version()}, torch {torch.__version__}. Total {took:.0f} s.",
-            "",
-            f"Command: `{command}`",
-            "",
-        ]
+            f"Machine: {machine(torch.device('cpu'))}. Total {took:.0f} s.",
+        ],
     )
 
 
@@ -114,18 +109,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "long_run.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         records, took = run(args.epochs, args.workers, Path(tmp))
-    command = f".venv/bin/python benchmarks/bench_long_run.py --epochs {args.epochs}"
-    if args.workers != 2:
-        command += f" --workers {args.workers}"
-    text = report(records, took, args.workers, command)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    cmd = command(
+        "bench_long_run.py",
+        f"--epochs {args.epochs}",
+        f"--workers {args.workers}" if args.workers != 2 else "",
+    )
+    write_result(report(records, took, args.workers, cmd), "long_run.md", args.out)
 
 
 if __name__ == "__main__":

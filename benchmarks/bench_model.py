@@ -1,205 +1,64 @@
-"""Model speed and memory: timesformer beside transformers' TimeSformer, same weights, same inputs.
+"""Our model against transformers' TimeSformer: same weights, same inputs, same process.
 
 The peer is ``transformers.TimesformerForVideoClassification`` holding our weights (written with
 ``export_hf`` and loaded by ``from_pretrained``), run in fp32 and under bf16 autocast. The machine's
 limit is the throughput of one large matrix product (fp32 and bf16) measured in the same run.
-Ours and the peer alternate rep by rep so that the machine's drift hits both alike; the tables give
-medians.
-
-Suites:
+Ours and the peer alternate rep by rep (``harness.alternate``) so that the machine's drift hits
+both alike; the tables give medians. Each suite writes one table per kind of machine
+(``harness.machine_kind``: ``cpu``, ``cpu_intel``, ``gpu``) under ``benchmarks/results/``:
 
 - ``cpu``: batch 1, 8 x 224, divided, TimeSformer-Base (400 classes): fp32 inference, bf16
   inference (ours with bf16 weights and under autocast; the peer under autocast) with the logits'
-  cosine similarity to fp32, and a bf16 training step (forward + backward under autocast).
+  cosine similarity to fp32, and a bf16 training step (forward + backward under autocast); each
+  also under ``torch.compile`` (``--no-compile`` skips those).
 - ``memory``: joint space-time at 32 x 224 (the paper's out-of-memory point), fp32 inference: peak
   memory of the forward pass above what the model and input already hold.
 - ``linear``: every linear shape of TimeSformer-Base, ``F.linear`` against the prepacked oneDNN
   product that ``timesformer.layers.linear`` uses at CPU inference.
-- ``scaling``: frames 8/16/32/64/96 and sizes 224/336/448, divided and joint, bf16 inference: MACs,
-  time and peak memory, ours beside the peer (the paper's Figure 3, measured). Configurations
-  whose predicted time or memory exceed the limits given are listed as not run, with the reason.
-
-Peak memory on the CPU is the rise of the process's resident-set high-water mark (VmHWM, reset
-through /proc/self/clear_refs after malloc_trim) over the resident set before the call.
+- ``attention``: SDPA against the plain path (and, on CUDA, each of SDPA's kernels) for the group
+  shapes of divided and joint attention: what the thresholds of ``layers.backend`` rest on.
+- ``macs``: the multiply-accumulates of every matrix product that one inference forward and one
+  training step of each model run (counted, not timed; the same on every machine).
 
     .venv/bin/python benchmarks/bench_model.py --suite cpu      # results/model_cpu.md
     .venv/bin/python benchmarks/bench_model.py --suite memory   # results/model_memory_cpu.md
-    .venv/bin/python benchmarks/bench_model.py --suite scaling  # results/model_scaling_cpu.md
-    .venv/bin/python benchmarks/bench_model.py --suite variants --device cuda --peak-tflops 989
+    .venv/bin/python benchmarks/bench_model.py --suite linear   # results/linear_cpu.md
+    .venv/bin/python benchmarks/bench_model.py --suite attention --device cuda --batch 32
+    .venv/bin/python benchmarks/bench_model.py --suite macs     # results/model_macs.md
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
-import os
-import platform
+import math
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import (
+    alternate,
+    alternate_times,
+    autocast,
+    build_pair,
+    command,
+    copy_of,
+    inputs,
+    machine,
+    machine_kind,
+    peak_mib,
+    ratio_spread,
+    result,
+    timed,
+    train_step,
+    transformers_version,
+    write_result,
+)
 
-import timesformer
-from timesformer.checkpoints.hf import export_hf
 from timesformer.flops import count_macs
+from timesformer.layers.backend import get_backend, set_backend
 from timesformer.variants import model_config
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-# ---------------------------------------------------------------------------- measuring
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-    raise KeyError(key)
-
-
-def _reset_peak() -> float:
-    """Release free heap memory, reset the high-water mark; the resident MiB now."""
-    gc.collect()
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status_mib("VmRSS")
-
-
-def peak_mib(fn: Callable[[], object], device: torch.device) -> float:
-    """Peak memory of ``fn()`` above what was held before it (MiB)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - before) / 2**20
-    before = _reset_peak()
-    fn()
-    return _status_mib("VmHWM") - before
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
-
-
-def alternate(fns: dict[str, Callable[[], object]], reps: int, device: torch.device) -> dict:
-    """Median seconds of each fn, run in turn rep by rep after one warm-up each."""
-    return {k: statistics.median(v) for k, v in alternate_times(fns, reps, device).items()}
-
-
-def alternate_times(
-    fns: dict[str, Callable[[], object]], reps: int, device: torch.device
-) -> dict[str, list[float]]:
-    """Seconds of each fn in each rep, run in turn rep by rep after one warm-up each."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            times[k].append(timed(fn, device))
-    return times
-
-
-def ratio_spread(slow: list[float], fast: list[float]) -> str:
-    """The per-rep ratios slow/fast of one alternating run: "median (quartiles lo-hi)"."""
-    ratios = [s / f for s, f in zip(slow, fast, strict=True)]
-    lo, mid, hi = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    return f"{mid:.2f}x ({lo:.2f}-{hi:.2f}x)"
-
-
-# ---------------------------------------------------------------------------- the models
-def build_pair(attention: str, frames: int, size: int, device: torch.device, classes: int = 400):
-    """Our TimeSformer-Base and the transformers model with the same weights, in eval mode."""
-    ours = build_ours(attention, frames, size, device, classes)
-    return ours, build_peer(ours, device)
-
-
-def build_ours(attention: str, frames: int, size: int, device: torch.device, classes: int = 400):
-    """Our TimeSformer-Base from seed 0, in eval mode."""
-    torch.manual_seed(0)
-    ours = timesformer.create_model(
-        "timesformer_base",
-        attention=attention,
-        num_frames=frames,
-        img_size=size,
-        num_classes=classes,
-        drop_path_rate=0.0,
-    )
-    # Random non-zero time embedding and temporal linears so that every part computes something.
-    with torch.no_grad():
-        for name, p in ours.named_parameters():
-            if name == "time_embed" or "temporal_fc" in name:
-                p.normal_(0, 0.02)
-    return ours.eval().to(device)
-
-
-def build_peer(ours, device: torch.device):
-    """transformers' model holding ``ours``' weights (written by ``export_hf``), in eval mode."""
-    from transformers import TimesformerForVideoClassification
-
-    with tempfile.TemporaryDirectory() as tmp:
-        export_hf(ours, tmp)
-        peer = TimesformerForVideoClassification.from_pretrained(tmp)
-    return peer.eval().to(device)
-
-
-def inputs(frames: int, size: int, device: torch.device, batch: int = 1):
-    """Ours (B, 3, T, H, W) and the peer's (B, T, 3, H, W), the same pixels, both contiguous."""
-    x = torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(1))
-    return x.to(device), x.transpose(1, 2).contiguous().to(device)
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def train_step(model, fn: Callable[[], torch.Tensor], label: torch.Tensor, device: torch.device):
-    """A training step without the optimizer (the same for ours and the peer): ``fn()`` gives
-    the logits under bf16 autocast, then cross-entropy, backward, and the gradients dropped."""
-
-    def run() -> None:
-        with autocast(device):
-            logits = fn()
-        F.cross_entropy(logits.float(), label).backward()
-        model.zero_grad(set_to_none=True)
-
-    return run
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name()}; torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads; "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
-
-
-def _transformers_version() -> str:
-    import transformers
-
-    return transformers.__version__
 
 
 # ---------------------------------------------------------------------------- suites
@@ -254,11 +113,7 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True, train_reps
             )
         )
 
-    ours16 = timesformer.create_model(
-        "timesformer_base", attention="divided", num_classes=400, drop_path_rate=0.0
-    )
-    ours16.load_state_dict(ours.state_dict())
-    ours16 = ours16.eval().to(device, torch.bfloat16)
+    ours16 = copy_of(ours, torch.bfloat16)
     x16 = x.to(torch.bfloat16)
 
     def cos(a):
@@ -348,10 +203,15 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True, train_reps
             )
         )
 
+    cmd = command(
+        "bench_model.py",
+        "--suite cpu",
+        "" if compiled else "--no-compile",
+        f"--reps {reps}" if reps != 6 else "",
+        f"--train-reps {train_reps}" if train_reps != 9 else "",
+    )
     lines = [
-        "# Model speed: TimeSformer-Base, divided, 8 x 224, batch 1",
-        "",
-        f"Machine: {_machine(device)}; transformers {_transformers_version()}. Ours, the peer "
+        f"Machine: {machine(device)}; transformers {transformers_version()}. Ours, the peer "
         f"and a {n}^3 matrix product (the machine's limit) alternate rep by rep; medians of "
         f"{reps} reps (training: {train_reps}) after a warm-up. Model: {macs / 1e9:.1f} GMACs per "
         f"view. Limit in this run: fp32 {limit32 / 1e9:.0f} GMAC/s, bf16 {limit16 / 1e9:.0f} "
@@ -382,12 +242,8 @@ def suite_cpu(device: torch.device, reps: int, compiled: bool = True, train_reps
         + spreads["ours"]
         + (f", torch.compile {spreads['compiled']}" if "compiled" in spreads else "")
         + ".",
-        "",
-        "Command: `.venv/bin/python benchmarks/bench_model.py --suite cpu"
-        + (f" --train-reps {train_reps}" if train_reps != 9 else "")
-        + "`",
     ]
-    return "\n".join(lines) + "\n"
+    return result("Model speed: TimeSformer-Base, divided, 8 x 224, batch 1", cmd, lines)
 
 
 def suite_memory(device: torch.device, frames: int = 32) -> str:
@@ -401,9 +257,7 @@ def suite_memory(device: torch.device, frames: int = 32) -> str:
     tokens = frames * 196 + 1
     matrix = 12 * tokens * tokens * 4 / 2**20
     lines = [
-        f"# Memory: joint space-time at {frames} x 224, fp32 inference, batch 1",
-        "",
-        f"Machine: {_machine(device)}; transformers {_transformers_version()}.",
+        f"Machine: {machine(device)}; transformers {transformers_version()}.",
         "",
         "| | peak memory of the forward (MiB) | time (s) |",
         "|---|---:|---:|",
@@ -415,10 +269,11 @@ def suite_memory(device: torch.device, frames: int = 32) -> str:
         f"{matrix:.0f} MiB: the peer stores it (and its softmax), ours never does. Ours' "
         "figure includes the prepacked copy of its linear weights that this first forward "
         "makes (`timesformer.layers.linear`).",
-        "",
-        f"Command: `.venv/bin/python benchmarks/bench_model.py --suite memory --frames {frames}`",
     ]
-    return "\n".join(lines) + "\n"
+    cmd = command("bench_model.py", "--suite memory", f"--frames {frames}" if frames != 32 else "")
+    return result(
+        f"Memory: joint space-time at {frames} x 224, fp32 inference, batch 1", cmd, lines
+    )
 
 
 def _plain(q, k, v):
@@ -482,14 +337,10 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1, compiled: b
     times ``batch``, and 196 groups of 16 (HR's temporal length), 12 heads of 64, forward alone
     and forward + backward. On CUDA each of SDPA's kernels (flash, efficient, cuDNN) is timed
     too; with ``compiled``, the plain path under torch.compile."""
-    from timesformer.layers.attention import CPU_PLAIN_MAX_LEN
-
     names = list(_attention_kernels(device, compiled))
     where = "a CUDA device" if device.type == "cuda" else "the CPU"
     lines = [
-        f"# Attention kernels on {where}: SDPA against the plain path",
-        "",
-        f"Machine: {_machine(device)}. Median of {reps} alternating reps (ms); "
+        f"Machine: {machine(device)}. Median of {reps} alternating reps (ms); "
         "fwd+bwd: forward and backward; -: the kernel refuses the input.",
         "",
         "| dtype | groups x length | "
@@ -510,20 +361,22 @@ def suite_attention(device: torch.device, reps: int, batch: int = 1, compiled: b
             )
     rule = (
         f"`timesformer.layers.attention` takes the plain path for bf16/fp16 on the CPU up to "
-        f"length {CPU_PLAIN_MAX_LEN} (its matrix is then small), SDPA otherwise."
+        f"length {get_backend().cpu_plain_max_len} (its matrix is then small), SDPA otherwise."
         if device.type == "cpu"
-        else "`timesformer.layers.attention` on CUDA: see `CUDA_PLAIN_MAX_LEN` and "
-        "`CUDA_SDPA_PRIORITY` there."
+        else "`timesformer.layers.attention` on a CUDA device takes the plain path for groups "
+        f"of up to {get_backend().cuda_plain_max_len} tokens and SDPA in the kernel order "
+        f"{get_backend().cuda_sdpa_priority or 'of PyTorch'} otherwise "
+        "(`timesformer.layers.backend`)."
     )
-    lines += [
-        "",
-        rule,
-        "",
-        "Command: `.venv/bin/python benchmarks/bench_model.py --suite attention"
-        + (f" --device cuda --batch {batch}" if device.type == "cuda" else "")
-        + (" --compile`" if compiled else "`"),
-    ]
-    return "\n".join(lines) + "\n"
+    lines += ["", rule]
+    cmd = command(
+        "bench_model.py",
+        "--suite attention",
+        f"--device cuda --batch {batch}" if device.type == "cuda" else "",
+        f"--reps {reps}" if reps != 6 else "",
+        "--compile" if compiled else "",
+    )
+    return result(f"Attention kernels on {where}: SDPA against the plain path", cmd, lines)
 
 
 def suite_linear(device: torch.device, reps: int) -> str:
@@ -539,9 +392,7 @@ def suite_linear(device: torch.device, reps: int) -> str:
         (1569, 3072, 768, 1, "fc2"),
     ]
     lines = [
-        "# Linear layers on the CPU: F.linear against the prepacked oneDNN product",
-        "",
-        f"Machine: {_machine(device)}. Median of {reps} alternating reps (ms); "
+        f"Machine: {machine(device)}. Median of {reps} alternating reps (ms); "
         "'per model' weighs each shape by its count in 12 blocks.",
         "",
         "| dtype | shape (rows x in -> out) | what | F.linear | prepacked | speed-up | "
@@ -585,105 +436,155 @@ def suite_linear(device: torch.device, reps: int) -> str:
         "",
         "The fc1 row's prepacked product has the exact GELU fused in; its F.linear time is the "
         "product alone.",
-        "",
-        "Command: `.venv/bin/python benchmarks/bench_model.py --suite linear`",
     ]
-    return "\n".join(lines) + "\n"
+    cmd = command("bench_model.py", "--suite linear", f"--reps {reps}" if reps != 6 else "")
+    return result(
+        "Linear layers on the CPU: F.linear against the prepacked oneDNN product", cmd, lines
+    )
+
+
+# ---------------------------------------------------------------------------- counting MACs
+aten = torch.ops.aten
+
+
+def _sdpa_macs(q: tuple, k: tuple) -> int:
+    """QK^T and PV of one SDPA call on (B, heads, L, d) operands."""
+    return 2 * math.prod(q[:-2]) * q[-2] * k[-2] * q[-1]
+
+
+def _conv_macs(x: tuple, w: tuple, stride, padding, dilation) -> int:
+    spatial = [
+        (size + 2 * p - d * (kk - 1) - 1) // s + 1
+        for size, kk, s, p, d in zip(x[2:], w[2:], stride, padding, dilation, strict=True)
+    ]
+    return x[0] * w[0] * math.prod(spatial) * math.prod(w[1:])
+
+
+def product_macs(func, args: tuple) -> int | None:
+    """Multiply-accumulates of one call of a matrix product (None: not a product counted here)."""
+    shape = [tuple(a.shape) if isinstance(a, torch.Tensor) else None for a in args]
+    if func is aten.mm.default:
+        return shape[0][0] * shape[0][1] * shape[1][1]
+    if func is aten.addmm.default:
+        return shape[1][0] * shape[1][1] * shape[2][1]
+    if func is aten.bmm.default:
+        return math.prod(shape[0]) * shape[1][2]
+    if func is aten.baddbmm.default:
+        return math.prod(shape[1]) * shape[2][2]
+    if func is aten.convolution.default:
+        return _conv_macs(shape[0], shape[1], args[3], args[4], args[5])
+    if func is aten.convolution_backward.default:
+        mask = args[10]
+        per = math.prod(shape[0]) * math.prod(shape[2][1:])
+        return per * (int(mask[0]) + int(mask[1]))
+    if func is aten._scaled_dot_product_flash_attention_for_cpu.default:
+        return _sdpa_macs(shape[0], shape[1])
+    if func is aten._scaled_dot_product_flash_attention_for_cpu_backward.default:
+        return 2 * _sdpa_macs(shape[1], shape[2])
+    return None
+
+
+def count_run_macs(fn) -> tuple[int, set[str]]:
+    """MACs of the matrix products ``fn()`` runs, as they reach the kernels; and the names of
+    ops that look like products but are not counted (so that the table can say so)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.macs, self.missed = 0, set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            n = product_macs(func, args)
+            if n is not None:
+                self.macs += n
+            elif any(w in str(func) for w in ("mm", "conv", "attention", "linear")):
+                self.missed.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Counter() as counter:
+        fn()
+    return counter.macs, counter.missed
+
+
+def suite_macs() -> str:
+    """MACs of one inference forward (fp32) and one bf16 training step of ours and the peer,
+    TimeSformer-Base, divided, 8 x 224, batch 1, counted as the products reach the kernels.
+    The prepacked linears are off for the count: their oneDNN op is another product."""
+    device = torch.device("cpu")
+    ours, peer = build_pair("divided", 8, 224, device)
+    x, xp = inputs(8, 224, device)
+    label = torch.tensor([3])
+    nominal = count_macs(model_config("timesformer_base", attention="divided"))
+    counts, missed = {}, set()
+    before = set_backend(pack_cpu_linears=False)
+    try:
+        with torch.no_grad():
+            ours(x)  # the first call makes the cached folds; count the second
+            for who, fn in (("ours", lambda: ours(x)), ("peer", lambda: peer(pixel_values=xp))):
+                counts["infer", who], m = count_run_macs(fn)
+                missed |= m
+        ours.train()
+        peer.train()
+        for who, fn in (
+            ("ours", train_step(ours, lambda: ours(x), label, device)),
+            ("peer", train_step(peer, lambda: peer(pixel_values=xp).logits, label, device)),
+        ):
+            counts["train", who], m = count_run_macs(fn)
+            missed |= m
+    finally:
+        set_backend(before)
+    lines = [
+        f"Machine: {machine(device)}; transformers {transformers_version()}. Every matrix "
+        "product (`mm`, `addmm`, `bmm`, `baddbmm`, convolutions and SDPA's kernels, forward and "
+        "backward) counted as it reaches the kernels; ours with its prepacked linears off. The "
+        f"paper's nominal count for this model is {nominal / 1e9:.1f} G per view.",
+        "",
+        "| MACs (G) | ours | peer | ours / peer |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, what in (("infer", "fp32 inference forward"), ("train", "bf16 training step")):
+        o, p = counts[key, "ours"], counts[key, "peer"]
+        lines.append(f"| {what} | {o / 1e9:.1f} | {p / 1e9:.1f} | {o / p:.1%} |")
+    if missed:
+        lines += ["", f"Not counted: {', '.join(sorted(missed))}."]
+    title = "Matrix-product MACs: TimeSformer-Base, divided, 8 x 224, batch 1"
+    return result(title, command("bench_model.py", "--suite macs"), lines)
+
+
+SUITES = ("cpu", "memory", "linear", "attention", "macs")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--suite",
-        choices=("cpu", "memory", "scaling", "attention", "linear", "variants"),
-        default="cpu",
-    )
-    parser.add_argument("--variants", default="base,hr,large", help="variants: base, hr, large")
-    parser.add_argument(
-        "--batch", default="1", help="variants: clips per batch, or per variant: base=16,hr=2"
-    )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="variants: also ours under torch.compile; attention: the compiled plain path",
-    )
-    parser.add_argument(
-        "--compiled-ours",
-        default="default",
-        help="variants: attention settings of compiled ours (default,sdpa,...)",
-    )
-    parser.add_argument(
-        "--compile-mode",
-        default=None,
-        help="variants: torch.compile mode of the compiled training step "
-        "(e.g. max-autotune-no-cudagraphs; default: torch's default)",
-    )
-    parser.add_argument(
-        "--ours", default="default", help="variants: attention settings of ours (sdpa,plain96)"
-    )
-    parser.add_argument(
-        "--peak-tflops", type=float, default=None, help="variants: the device's bf16 peak"
-    )
-    parser.add_argument("--grid", choices=("axes", "full"), default="axes", help="scaling grid")
-    parser.add_argument("--max-seconds", type=float, default=40.0, help="scaling: per forward")
-    parser.add_argument("--max-gib", type=float, default=6.0, help="scaling: peer attention")
-    parser.add_argument("--no-compile", action="store_true", help="cpu: skip torch.compile rows")
+    parser.add_argument("--suite", choices=SUITES, default="cpu")
     parser.add_argument("--reps", type=int, default=6, help="timed reps per model (6)")
     parser.add_argument("--train-reps", type=int, default=9, help="cpu: training-step reps (9)")
-    parser.add_argument("--frames", type=int, default=32, help="frames for --suite memory (32)")
+    parser.add_argument("--no-compile", action="store_true", help="cpu: skip torch.compile rows")
+    parser.add_argument("--frames", type=int, default=32, help="memory: frames (32)")
+    parser.add_argument("--batch", type=int, default=1, help="attention: clips per batch (1)")
+    parser.add_argument(
+        "--compile", action="store_true", help="attention: the plain path compiled too"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    tag = "gpu" if device.type == "cuda" else "cpu"
+    kind = machine_kind(device)
     if args.suite == "cpu":
         text = suite_cpu(device, args.reps, not args.no_compile, args.train_reps)
-        name = f"model_{tag}.md"
-    elif args.suite == "attention":
-        batch = int(args.batch)
-        text, name = suite_attention(device, args.reps, batch, args.compile), f"attention_{tag}.md"
-    elif args.suite == "linear":
-        text, name = suite_linear(device, args.reps), f"linear_{tag}.md"
+        name = f"model_{kind}.md"
     elif args.suite == "memory":
-        text, name = suite_memory(device, args.frames), f"model_memory_{tag}.md"
-    elif args.suite == "variants":
-        from bench_variants import parse_batches, suite_variants
-
-        names = _items(args.variants)
-        batches = parse_batches(args.batch, names)
-        text = suite_variants(
-            device,
-            names,
-            batches,
-            args.reps,
-            args.peak_tflops,
-            _items(args.compiled_ours) if args.compile else None,
-            _items(args.ours),
-            args.compile_mode,
-        )
-        name = f"variants_{tag}.md"
+        text, name = suite_memory(device, args.frames), f"model_memory_{kind}.md"
+    elif args.suite == "linear":
+        text, name = suite_linear(device, args.reps), f"linear_{kind}.md"
+    elif args.suite == "attention":
+        text = suite_attention(device, args.reps, args.batch, args.compile)
+        name = f"attention_{kind}.md"
     else:
-        from bench_scaling import suite_scaling
-
-        text = suite_scaling(device, args.grid, args.max_seconds, args.max_gib)
-        name = f"model_scaling_{tag}.md"
+        text, name = suite_macs(), "model_macs.md"
     write_result(text, name, args.out)
     return 0
-
-
-def _items(spec: str) -> list[str]:
-    """``"a, b,"`` -> ``["a", "b"]``: a comma-separated option's names."""
-    return [item.strip() for item in spec.split(",") if item.strip()]
-
-
-def write_result(text: str, name: str, out: str | None = None) -> Path:
-    """Write a result table to ``out`` or ``benchmarks/results/name``, and show it."""
-    path = Path(out) if out else RESULTS / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(text)
-    print(f"wrote {path}", file=sys.stderr)
-    return path
 
 
 if __name__ == "__main__":

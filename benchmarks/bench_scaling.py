@@ -5,17 +5,36 @@ when ``--grid full``), divided and joint TimeSformer-Base in bf16 inference, bat
 and peak memory of one forward pass, ours (bf16 weights) beside transformers (bf16 autocast), the
 same weights. A configuration is not run when its predicted time exceeds ``--max-seconds`` or,
 for the peer, when its stored attention matrices are predicted to exceed ``--max-gib``; the
-table says so and why. Run through ``bench_model.py --suite scaling``.
+table says so and why. Writes the table and its plot (``model_scaling_<machine kind>.md`` and
+``.png``) under ``benchmarks/results/``.
+
+    .venv/bin/python benchmarks/bench_scaling.py        # results/model_scaling_cpu.md
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import sys
 import time
 from pathlib import Path
 
 import torch
-from bench_model import RESULTS, _machine, _reset_peak, _status_mib, autocast, build_pair, inputs
+from harness import (
+    RESULTS,
+    autocast,
+    build_pair,
+    command,
+    figure,
+    inputs,
+    machine,
+    machine_kind,
+    reset_peak,
+    result,
+    save_figure,
+    status_mib,
+    write_result,
+)
 
 from timesformer.flops import count_macs
 from timesformer.variants import model_config
@@ -40,14 +59,18 @@ def _peer_attention_gib(attention: str, frames: int, size: int) -> float:
 
 def _run(fn) -> tuple[float, float]:
     """(seconds, peak MiB above the start) of one call."""
-    before = _reset_peak()
+    before = reset_peak()
     t0 = time.perf_counter()
     fn()
-    return time.perf_counter() - t0, _status_mib("VmHWM") - before
+    return time.perf_counter() - t0, status_mib("VmHWM") - before
 
 
 def suite_scaling(
-    device: torch.device, grid: str = "axes", max_seconds: float = 40.0, max_gib: float = 6.0
+    device: torch.device,
+    grid: str = "axes",
+    max_seconds: float = 40.0,
+    max_gib: float = 6.0,
+    plot: Path | None = None,
 ) -> str:
     rows = []
     rate: dict[str, float] = {}  # achieved MACs/s at the smallest config, to predict the others
@@ -64,8 +87,9 @@ def suite_scaling(
             rate.setdefault(attention, macs / row["ours_s"])
             rows.append(row)
             print(row, flush=True)
-    _plot(rows, RESULTS / "model_scaling_cpu.png")
-    return _table(rows, device, grid, max_seconds, max_gib)
+    plot = plot or RESULTS / f"model_scaling_{machine_kind(device)}.png"
+    _plot(rows, plot)
+    return _table(rows, device, grid, max_seconds, max_gib, plot.name)
 
 
 def _measure(
@@ -100,11 +124,9 @@ def _fmt(row: dict, key: str, unit: str) -> str:
     return "-"
 
 
-def _table(rows, device, grid, max_seconds, max_gib) -> str:
+def _table(rows, device, grid, max_seconds, max_gib, plot: str) -> str:
     lines = [
-        "# Scaling: divided vs joint, frames and size (TimeSformer-Base, bf16 inference, batch 1)",
-        "",
-        f"Machine: {_machine(device)}. Ours: bf16 weights; peer: transformers under bf16 "
+        f"Machine: {machine(device)}. Ours: bf16 weights; peer: transformers under bf16 "
         "autocast, same weights. One timed forward per configuration (after a warm-up for those "
         "under 5 s); peak memory is the rise of the resident high-water mark during that "
         "forward (ours' prepacked linear weights, about 170 MiB, are made before it and held "
@@ -123,22 +145,19 @@ def _table(rows, device, grid, max_seconds, max_gib) -> str:
             f"{_fmt(r, 'ours_s', 's')} | {_fmt(r, 'peer_s', 's')} | {ratio} | "
             f"{_fmt(r, 'ours_mib', 'm')} | {_fmt(r, 'peer_mib', 'm')} | {note} |"
         )
-    lines += [
-        "",
-        "![scaling plot](model_scaling_cpu.png)",
-        "",
-        f"Command: `.venv/bin/python benchmarks/bench_model.py --suite scaling --grid {grid}`",
-    ]
-    return "\n".join(lines) + "\n"
+    lines += ["", f"![scaling plot]({plot})"]
+    cmd = command(
+        "bench_scaling.py",
+        f"--grid {grid}" if grid != "axes" else "",
+        f"--max-seconds {max_seconds:g}" if max_seconds != 40.0 else "",
+        f"--max-gib {max_gib:g}" if max_gib != 6.0 else "",
+    )
+    title = "Scaling: divided vs joint, frames and size (TimeSformer-Base, bf16 inference, batch 1)"
+    return result(title, cmd, lines)
 
 
 def _plot(rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    fig, axes = figure(2, 2, figsize=(10, 7))
     for col, (axis, fixed_key, fixed) in enumerate(
         (("frames", "size", 224), ("size", "frames", 8))
     ):
@@ -171,6 +190,22 @@ def _plot(rows, path: Path) -> None:
         axes[0, col].set_title(f"{axis} ({fixed_key} {fixed})")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("TimeSformer-Base, bf16 inference on the CPU; x: not run (limits in the table)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", choices=("axes", "full"), default="axes", help="configurations")
+    parser.add_argument("--max-seconds", type=float, default=40.0, help="predicted, per forward")
+    parser.add_argument("--max-gib", type=float, default=6.0, help="the peer's attention matrices")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown file; the plot beside it")
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    plot = args.out.with_suffix(".png") if args.out else None
+    text = suite_scaling(device, args.grid, args.max_seconds, args.max_gib, plot)
+    write_result(text, f"model_scaling_{machine_kind(device)}.md", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

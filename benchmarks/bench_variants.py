@@ -1,31 +1,57 @@
-"""The variants on an accelerator: TimeSformer (8 x 224), -HR (16 x 448) and -L (96 x 224).
+"""The variants on a GPU: TimeSformer (8 x 224), -HR (16 x 448) and -L (96 x 224), against the peer.
 
 For each variant (divided attention, 400 classes, batch ``--batch``): bf16 inference throughput of
 ours (bf16 weights) and the peer (transformers under bf16 autocast, same weights), a bf16 training
 step of each (forward + backward under autocast), peak memory of both, and the fraction of the
 device's bf16 peak that ours reaches: model MACs per second over ``--peak-tflops`` (the vendor's
 dense bf16 figure, e.g. 989 for an H100 SXM) and over a large matrix product measured in the same
-run. Targets from the performance issue: at least 2x the peer's inference throughput for HR, and
-at least 45% of the peak in a training step. Run through ``bench_model.py --suite variants``.
-``--batch`` takes one batch size for all variants or one per variant (``base=16,hr=2,large=2``);
-``--compile`` adds ours under ``torch.compile`` (inference and training step) beside eager, under
-each setting of ``--compiled-ours`` (the library's by default), with ``--compile-mode`` for the
-training step (e.g. ``max-autotune-no-cudagraphs``, which lets inductor fuse bias and GELU into
-its own matrix-product templates; inference keeps the freezing options);
-``--ours sdpa,plain96,flash`` times ours under several choices of the attention layer's CUDA
-kernels (see ``_settings``) against the same peer.
-Made for a GPU (peak memory from CUDA's allocator); on the CPU it runs, as a smoke test, but
-its memory columns are only the rise of the resident set.
+run. The targets: HR inference at least 2x the peer's throughput, a training step at least 45% of
+the peak.
+
+- ``--batch`` takes one batch size for all variants or one per variant (``base=32,hr=2``).
+- ``--ours nokernel,default`` times ours under several choices of the attention layer's CUDA
+  kernels (``harness.ATTENTION_SETTINGS``) against the same peer.
+- ``--compile`` adds ours under ``torch.compile`` (inference with freezing, and the training
+  step) under each setting of ``--compiled-ours``; ``--compile-mode`` sets the training step's
+  mode (e.g. ``max-autotune-no-cudagraphs``).
+
+Made for a GPU (peak memory from CUDA's allocator); on the CPU (``--device cpu``) it runs, as a
+smoke test, but its memory columns are only the rise of the resident set. Writes
+``variants_gpu.md`` (with ``--compile``: ``variants_gpu_compiled.md``) under
+``benchmarks/results/``; ``gpu_check.sh`` runs it in stages.
+
+    .venv/bin/python benchmarks/bench_variants.py --variants base,hr,large \\
+        --batch base=32,hr=2,large=2 --ours nokernel,default --peak-tflops 989
+    .venv/bin/python benchmarks/bench_variants.py --variants base,hr --batch base=32,hr=2 \\
+        --reps 6 --compile --compiled-ours nokernel,default --peak-tflops 989
 """
 
 from __future__ import annotations
 
-import torch
-from bench_model import _machine, alternate, autocast, build_pair, inputs, peak_mib, train_step
+import argparse
+import sys
 
-import timesformer.layers.attention as attention
+import torch
+from harness import (
+    allow_inductor_cantsplit,
+    alternate,
+    attention_settings,
+    autocast,
+    build_pair,
+    command,
+    inputs,
+    items,
+    machine,
+    machine_kind,
+    peak_mib,
+    result,
+    train_step,
+    with_backend,
+    write_result,
+)
+
 from timesformer.flops import count_macs
-from timesformer.layers import short_groups
+from timesformer.layers.backend import get_backend, set_backend
 from timesformer.variants import model_config
 
 VARIANTS = {"base": (8, 224), "hr": (16, 448), "large": (96, 224)}
@@ -38,20 +64,6 @@ def _matmul_macs_per_s(device: torch.device) -> float:
     return n**3 / alternate({"mm": lambda: a @ b}, 5, device)["mm"]
 
 
-def _allow_inductor_cantsplit() -> None:
-    """torch 2.11's inductor raises ``CantSplit`` without the two arguments its constructor
-    requires (fixed by 2.13), which turns a tiling it would skip into a TypeError that stops the
-    compile of our training step; give the arguments defaults there."""
-    from torch._inductor.codegen import simd
-
-    cls = simd.CantSplit
-    try:
-        cls()
-    except TypeError:
-        init = cls.__init__
-        cls.__init__ = lambda self, expr=None, remaining=None: init(self, expr, remaining)
-
-
 def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     """``"4"`` -> 4 for every variant; ``"base=16,hr=2"`` -> per variant (1 where unnamed)."""
     if "=" not in spec:
@@ -61,70 +73,6 @@ def parse_batches(spec: str, variants: list[str]) -> dict[str, int]:
     if unknown:
         raise SystemExit(f"--batch: unknown variant(s) {', '.join(sorted(unknown))}")
     return {v: int(pairs.get(v, 1)) for v in variants}
-
-
-Setting = tuple[int, "list | None", int, bool]
-#: A setting's warps for the Triton kernel on with ``short_groups.warps()``' measured choice.
-TUNED = -1
-
-
-def _library() -> Setting:
-    return (
-        attention.CUDA_PLAIN_MAX_LEN,
-        attention.CUDA_SDPA_PRIORITY,
-        (short_groups.NUM_WARPS or TUNED) if attention.CUDA_SHORT_GROUP_KERNEL else 0,
-        attention.CUDA_SHORT_GROUP_KERNEL_COMPILED,
-    )
-
-
-def _settings(names: list[str]) -> dict[str, Setting]:
-    """``--ours`` settings -> (plain-path max length, SDPA kernel priority, warps per program of
-    the Triton kernel for groups of up to 16 tokens: 0 off, ``TUNED`` its measured choice;
-    whether that kernel runs under ``torch.compile`` too) on CUDA. ``kernel`` is the library's
-    choices with that kernel on at its measured warps, compiled too (``layers/short_groups.py``),
-    ``kernelN`` the same with N warps per program in both passes; ``nokernel`` the library's
-    choices with the kernel off."""
-    from torch.nn.attention import SDPBackend
-
-    flash = [
-        SDPBackend.FLASH_ATTENTION,
-        SDPBackend.EFFICIENT_ATTENTION,
-        SDPBackend.CUDNN_ATTENTION,
-        SDPBackend.MATH,
-    ]
-    library = _library()
-    known = {
-        "default": library,
-        "sdpa": (0, None, 0, False),
-        "plain96": (96, None, 0, False),
-        "flash": (0, flash, 0, False),
-        "plain96+flash": (96, flash, 0, False),
-        "kernel": (*library[:2], TUNED, True),
-        "nokernel": (*library[:2], 0, False),
-    }
-    known |= {f"kernel{w}": (*library[:2], w, True) for w in (1, 2, 4, 8)}
-    unknown = set(names) - set(known)
-    if unknown:
-        raise SystemExit(f"--ours: unknown setting(s) {', '.join(sorted(unknown))}")
-    return {n: known[n] for n in names}
-
-
-def _set(setting: Setting) -> None:
-    attention.CUDA_PLAIN_MAX_LEN, attention.CUDA_SDPA_PRIORITY, warps, compiled = setting
-    attention.CUDA_SHORT_GROUP_KERNEL = warps != 0
-    attention.CUDA_SHORT_GROUP_KERNEL_COMPILED = compiled
-    short_groups.NUM_WARPS = warps if warps > 0 else None
-
-
-def _as(setting: Setting, fn):
-    """``fn`` run with the attention layer's CUDA choices set to ``setting`` (a compiled ``fn``
-    is guarded on them, so each setting gets its own graph)."""
-
-    def run():
-        _set(setting)
-        return fn()
-
-    return run
 
 
 def _compiled_name(name: str, compiled: dict) -> str:
@@ -141,7 +89,7 @@ def _measure(
     compile_mode: str | None = None,
 ) -> dict:
     frames, size = VARIANTS[name]
-    library = _library()
+    library = get_backend()
     macs = count_macs(model_config("timesformer_base", attention="divided"), frames, size) * batch
     ours, peer = build_pair("divided", frames, size, device)
     x, xp = inputs(frames, size, device, batch)
@@ -152,13 +100,13 @@ def _measure(
 
     ours.train()
     peer.train()
-    fns = {f"ours {k}": _as(v, step(ours, lambda: ours(x))) for k, v in settings.items()}
+    fns = {f"ours {k}": with_backend(v, step(ours, lambda: ours(x))) for k, v in settings.items()}
     fns["peer"] = step(peer, lambda: peer(pixel_values=xp).logits)
     if compiled:
-        _allow_inductor_cantsplit()
+        allow_inductor_cantsplit()
         fast = torch.compile(ours, mode=compile_mode)
     for k, v in compiled.items():
-        fns[_compiled_name(k, compiled)] = _as(v, step(ours, lambda: fast(x)))
+        fns[_compiled_name(k, compiled)] = with_backend(v, step(ours, lambda: fast(x)))
     train = alternate(fns, reps, device)
     train_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if "compiled" not in k}
     ours.eval().to(torch.bfloat16)
@@ -170,15 +118,15 @@ def _measure(
             peer(pixel_values=xp)
 
     with torch.no_grad():
-        fns = {f"ours {k}": _as(v, lambda: ours(x16)) for k, v in settings.items()}
+        fns = {f"ours {k}": with_backend(v, lambda: ours(x16)) for k, v in settings.items()}
         fns["peer"] = peer_infer
         if compiled:
             fast_infer = torch.compile(ours, options={"freezing": True})
         for k, v in compiled.items():
-            fns[_compiled_name(k, compiled)] = _as(v, lambda: fast_infer(x16))
+            fns[_compiled_name(k, compiled)] = with_backend(v, lambda: fast_infer(x16))
         infer = alternate(fns, reps, device)
         infer_mem = {k: peak_mib(fn, device) for k, fn in fns.items() if "compiled" not in k}
-    _set(library)
+    set_backend(library)
     return {
         "name": name,
         "batch": batch,
@@ -220,8 +168,8 @@ def suite_variants(
     ours: list[str] | None = None,
     compile_mode: str | None = None,
 ) -> str:
-    settings = _settings(ours or ["default"])
-    compiled_settings = _settings(compiled) if compiled else {}
+    settings = attention_settings(ours or ["default"])
+    compiled_settings = attention_settings(compiled) if compiled else {}
     who = [f"ours {k}" for k in settings]
     who += [_compiled_name(k, compiled_settings) for k in compiled_settings]
     limit = _matmul_macs_per_s(device)
@@ -234,9 +182,7 @@ def suite_variants(
         for w in who:
             print(_row(rows[-1], w, limit, peak_tflops), flush=True)
     lines = [
-        "# Variants, bf16, divided attention",
-        "",
-        f"Device: {_machine(device)}. Medians of {reps} alternating reps after a warm-up. "
+        f"Device: {machine(device)}. Medians of {reps} alternating reps after a warm-up. "
         f"Matrix-product limit measured in this run: {limit * 2 / 1e12:.1f} TFLOP/s bf16"
         + (f"; vendor peak given: {peak_tflops:.0f} TFLOP/s." if peak_tflops else "."),
         "",
@@ -251,21 +197,71 @@ def suite_variants(
         "",
         "Training fractions count 3x the forward MACs; compiled rows are ours under "
         "`torch.compile` against the eager peer. The `ours` column names the attention layer's "
-        "CUDA choices: `sdpa` SDPA for every group in PyTorch's kernel order, `plainN` the "
-        "plain path for groups up to N tokens, `flash` the flash kernel first, `kernel` the "
-        "library's setting with the Triton kernel for groups of up to 16 tokens "
-        "(`layers/short_groups.py`) compiled too, `kernelN` with N warps per program, "
-        "`nokernel` without it; `default` is the "
-        "library's setting. Targets: HR inference at least 2x the peer; a training step at "
-        "least 45% of the bf16 peak.",
-        "",
-        "Command: `.venv/bin/python benchmarks/bench_model.py --suite variants --device cuda "
-        f"--variants {','.join(variants)} --batch "
-        + ",".join(f"{v}={batches[v]}" for v in variants)
-        + (" --compile" if compiled else "")
-        + (f" --compiled-ours {','.join(compiled)}" if compiled and compiled != ["default"] else "")
-        + (f" --compile-mode {compile_mode}" if compiled and compile_mode else "")
-        + (f" --ours {','.join(settings)}" if list(settings) != ["default"] else "")
-        + (f" --peak-tflops {peak_tflops:g}`" if peak_tflops else "`"),
+        "CUDA choices (`harness.ATTENTION_SETTINGS`): `default` the library's, with the Triton "
+        "kernel for groups of up to 16 tokens (`layers/short_groups.py`), `nokernel` the same "
+        "without that kernel, `sdpa` SDPA for every group in PyTorch's kernel order, `plain96` "
+        "the plain path for groups of up to 96 tokens, `flash` SDPA's flash kernel first. "
+        "Targets: HR inference at least 2x the peer; a training step at least 45% of the bf16 "
+        "peak.",
     ]
-    return "\n".join(lines) + "\n"
+    cmd = command(
+        "bench_variants.py",
+        "" if device.type == "cuda" else f"--device {device.type}",
+        f"--variants {','.join(variants)}",
+        "--batch " + ",".join(f"{v}={batches[v]}" for v in variants),
+        f"--reps {reps}" if reps != 10 else "",
+        f"--ours {','.join(settings)}" if list(settings) != ["default"] else "",
+        "--compile" if compiled else "",
+        f"--compiled-ours {','.join(compiled)}" if compiled and compiled != ["default"] else "",
+        f"--compile-mode {compile_mode}" if compiled and compile_mode else "",
+        f"--peak-tflops {peak_tflops:g}" if peak_tflops else "",
+    )
+    title = "Variants, bf16, divided attention" + (", compiled" if compiled else "")
+    return result(title, cmd, lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default="base,hr,large", help="base, hr, large")
+    parser.add_argument(
+        "--batch", default="1", help="clips per batch, or per variant: base=32,hr=2"
+    )
+    parser.add_argument("--reps", type=int, default=10, help="timed reps (10)")
+    parser.add_argument(
+        "--ours", default="default", help="attention settings of ours (default,nokernel,sdpa,...)"
+    )
+    parser.add_argument("--compile", action="store_true", help="also ours under torch.compile")
+    parser.add_argument(
+        "--compiled-ours", default="default", help="attention settings of compiled ours"
+    )
+    parser.add_argument(
+        "--compile-mode",
+        default=None,
+        help="torch.compile mode of the compiled training step (default: torch's default)",
+    )
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's bf16 peak")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", default=None, help="Markdown file (default: benchmarks/results/)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    names = items(args.variants)
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"--variants: unknown variant(s) {', '.join(sorted(unknown))}")
+    text = suite_variants(
+        device,
+        names,
+        parse_batches(args.batch, names),
+        args.reps,
+        args.peak_tflops,
+        items(args.compiled_ours) if args.compile else None,
+        items(args.ours),
+        args.compile_mode,
+    )
+    name = f"variants_{machine_kind(device)}{'_compiled' if args.compile else ''}.md"
+    write_result(text, name, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_model import write_result
+from harness import command, machine, result, write_result
 
 from timesformer.demo import DemoSettings, run_demo
 from timesformer.engine import load_config, packaged_config
@@ -68,9 +68,14 @@ def main() -> int:
     overrides = [f"optim.epochs={DemoSettings.epochs}", *args.set.split()]
     cfg = load_config([packaged_config("synthetic")], overrides)
     extra = f" with `{args.set}`" if args.set else ""
+    cmd = command(
+        "demo_seeds.py",
+        f"--seeds {args.seeds}",
+        f"--scheme {args.scheme}" if args.scheme != "divided" else "",
+        f'--set "{args.set}"' if args.set else "",
+        f"--out {args.out}" if args.out else "",
+    )
     lines = [
-        f"# The demo's {args.scheme} model over seeds and float paths",
-        "",
         f"`timesformer demo --schemes {args.scheme} --seed N` (the synthetic motion set, the "
         f"`synthetic` config{extra}: {cfg.optim.epochs} epochs of batch {cfg.data.batch_size}, "
         "fp32), trained as shipped (the last block "
@@ -85,16 +90,11 @@ def main() -> int:
             for seed, mode, r in rows
         ),
         "",
-        f"Ran in {time.perf_counter() - t0:.0f} s. Command: "
-        "`.venv/bin/python benchmarks/demo_seeds.py --seeds "
-        + args.seeds
-        + (f" --scheme {args.scheme}" if args.scheme != "divided" else "")
-        + (f' --set "{args.set}"' if args.set else "")
-        + (f" --out {args.out}" if args.out else "")
-        + "`",
+        f"Machine: {machine(torch.device('cpu'))}. Ran in {time.perf_counter() - t0:.0f} s.",
     ]
     name = "demo_seeds.md" if args.scheme == "divided" else f"demo_seeds_{args.scheme}.md"
-    write_result("\n".join(lines) + "\n", name, args.out)
+    title = f"The demo's {args.scheme} model over seeds and float paths"
+    write_result(result(title, cmd, lines), name, args.out)
     return 0
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
+
+from harness import command, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -57,7 +58,7 @@ def _table(report: FuzzReport, key: str, title: str) -> list[str]:
     return lines
 
 
-def markdown(report: FuzzReport, command: str, args: argparse.Namespace) -> str:
+def markdown(report: FuzzReport, cmd: str, args: argparse.Namespace) -> str:
     import av
     import torch
 
@@ -73,6 +74,8 @@ def markdown(report: FuzzReport, command: str, args: argparse.Namespace) -> str:
             stage_counts[stage][outcome] += 1
     out = [
         "# Decoder fuzzing",
+        "",
+        f"Command: `{cmd}`",
         "",
         f"{len(report.results)} mutated or truncated video files, each through `VideoReader` "
         "(open and facts, `get_frames` at 6 random indices, `iter_frames`), a `VideoClipDataset` "
@@ -121,11 +124,7 @@ def markdown(report: FuzzReport, command: str, args: argparse.Namespace) -> str:
             out.append(f"- case {r.id} {r.source}/{r.mutation} ({r.detail}): {r.verdict} {first}")
     out += [
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__}. "
-        f"Seed {args.seed}.",
-        "",
-        f"Command: `{command}`",
+        f"Machine: {machine(torch.device('cpu'))}, PyAV {av.__version__}. Seed {args.seed}.",
         "",
     ]
     return "\n".join(out)
@@ -160,9 +159,15 @@ def main(argv: list[str] | None = None) -> int:
             keep_failures=keep,
             progress=True,
         )
-    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    command = f".venv/bin/python benchmarks/fuzz_decoder.py {argv_text}".strip()
-    text = markdown(report, command, args)
+    given = sys.argv[1:] if argv is None else argv
+    # The table's command: what was asked, less where the by-products went.
+    kept, skip = [], False
+    for arg in given:
+        if skip or arg in ("--json", "--keep", "--out"):
+            skip = not skip
+            continue
+        kept.append(arg)
+    text = markdown(report, command("fuzz_decoder.py", *kept), args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_name(args.out.name + ".tmp")
     tmp_out.write_text(text)

@@ -2,9 +2,10 @@
 
 Trains the `synthetic` config with each given set of overrides (one Trainer per setting, same
 data and seed) and writes validation top-1 per epoch plus the final multi-view top-1 and the
-accuracy within time-reversal pairs to a Markdown table.
+accuracy within time-reversal pairs to a Markdown table (``results/recipe_cpu.md``, or
+``recipe_gpu.md`` where a GPU trains).
 
-    python benchmarks/recipe_search.py --data runs/demo/data --out benchmarks/results \
+    .venv/bin/python benchmarks/recipe_search.py --data runs/demo/data \
         --set "optim.epochs=8" --set "optim.epochs=8 optim.lr=0.002"
 """
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from harness import RESULTS, command, machine, result, write_result
 
 from timesformer.data.synthetic import make_synthetic
 from timesformer.demo import pair_metrics
@@ -25,7 +27,7 @@ from timesformer.engine import Trainer, final_evaluation, load_config, packaged_
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="synthetic set (written if missing)")
-    p.add_argument("--out", default="benchmarks/results", help="folder for the table")
+    p.add_argument("--out", default=str(RESULTS), help="folder for the table and the runs")
     p.add_argument("--set", action="append", default=[], dest="settings",
                    help="space-separated key=value overrides; repeat for more rows")  # fmt: skip
     p.add_argument("--name", default=None, help="table file name (default: by device)")
@@ -55,20 +57,27 @@ def main() -> None:
         print(row, flush=True)
         rows.append(row)
     name = args.name or f"recipe_{'cpu' if device == 'CPU' else 'gpu'}.md"
-    out = Path(args.out) / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        f"# Recipe search on the synthetic motion set ({device})\n\n"
-        "Config `synthetic` plus the overrides of each row; val top-1 per epoch (one centred "
-        "clip), then the 1 clip x 3 crops test: top-1, accuracy within time-reversal pairs "
-        "(direction, chance 50%) and pair found.\n\n"
-        "| overrides | attention | val top-1 by epoch (%) | test top-1 (%) | direction (%) | "
-        "pair found (%) | seconds |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "Command: `python benchmarks/recipe_search.py --data DATA "
-        + " ".join(f'--set "{s}"' for s in args.settings)
-        + "`\n"
+    cmd = command(
+        "recipe_search.py",
+        "--data DATA",
+        *(f'--set "{s}"' for s in args.settings),
+        f"--name {args.name}" if args.name else "",
     )
-    print(f"wrote {out}")
+    where = machine(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    lines = [
+        f"Machine: {where}. DATA: the demo's synthetic motion set (`--data`: written there if "
+        "missing, 300 training and 50 validation videos per class). Config `synthetic` plus the "
+        "overrides of each row; val top-1 per epoch (one centred clip), then the 1 clip x 3 crops "
+        "test: top-1, accuracy within time-reversal pairs (direction, chance 50%) and pair "
+        "found.",
+        "",
+        "| overrides | attention | val top-1 by epoch (%) | test top-1 (%) | direction (%) | "
+        "pair found (%) | seconds |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    title = f"Recipe search on the synthetic motion set ({device})"
+    write_result(result(title, cmd, lines), name, Path(args.out) / name)
 
 
 if __name__ == "__main__":
