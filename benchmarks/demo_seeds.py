@@ -55,7 +55,7 @@ def main() -> int:
                     DemoSettings(
                         out=out,
                         schemes=(args.scheme,),
-                        seed=seed,
+                        seeds=(seed,),
                         progress=False,
                         overrides=tuple(args.set.split()),
                     ),

@@ -42,3 +42,26 @@ def test_miniature_demo_writes_its_report(tmp_path):
     run_demo(DemoSettings(out=tmp_path, schemes=("space",), train_per_class=6, val_per_class=2,
                           epochs=1, progress=False), log=lines.append)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("space")) == ["space"]
+
+
+def test_table_4_and_seeds_train_each_row_once_per_seed_on_one_data_set(tmp_path):
+    """Table 4 rows are divided attention with each position embedding; every seed trains on
+    the same set, and the summary gives each row's mean and range over the seeds."""
+    from timesformer.demo import summary
+
+    settings = DemoSettings(out=tmp_path, table=4, pos_embeds=("space_time", "space"),
+                            seeds=(0, 1), train_per_class=4, val_per_class=2, epochs=1,
+                            progress=False)  # fmt: skip
+    results = run_demo(settings, log=lambda *_: None)
+    assert [(r.row, r.seed) for r in results] == [
+        ("space_time", 0), ("space_time", 1), ("space", 0), ("space", 1)
+    ]  # fmt: skip
+    assert all(r.attention == "divided" for r in results)
+    # The time embedding's parameters: D per frame stored (4 frames of width 96).
+    assert results[0].params - results[2].params == 4 * 96
+    config = (tmp_path / "pos_embed-space-seed1" / "config.yaml").read_text()
+    assert "pos_embed: space" in config and "seed: 1" in config
+    lines = summary(results, table=4)
+    assert lines[1].startswith("space_time") and "78.0 / 59.5" in lines[1]
+    assert lines[2].startswith("space") and "77.8 / 52.5" in lines[2]
+    assert "Over seeds [0, 1]" in (tmp_path / "results.md").read_text()

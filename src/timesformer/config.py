@@ -10,6 +10,8 @@ from timesformer.errors import ConfigError
 from timesformer.names import PAPER_SCHEMES
 
 _INTERP_MODES = ("nearest", "bilinear", "bicubic")
+#: ``ModelConfig.pos_embed``: which position embeddings the model adds (the paper's Table 4).
+POS_EMBEDS = ("space_time", "space", "none")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class ModelConfig:
     ``pos_embed_std`` (0.02) and ``time_embed_std`` (0: zeros) are the reference's starts; a run
     from scratch learns order much sooner with both near 1, where the embeddings are as large as
     the patch content and positions in space and time are told apart from the first step.
+    ``pos_embed`` chooses the embeddings, as in the paper's Table 4: ``space_time`` (both),
+    ``space`` (no time embedding: a scheme's temporal attention is then blind to frame order)
+    or ``none``.
     """
 
     attention: str = "divided"
@@ -40,6 +45,7 @@ class ModelConfig:
     pos_interp: str = "nearest"
     pos_embed_std: float = 0.02
     time_embed_std: float = 0.0
+    pos_embed: str = "space_time"
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -78,6 +84,10 @@ class ModelConfig:
             raise ConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
         if self.pos_interp not in _INTERP_MODES:
             raise ConfigError(f"pos_interp must be one of {_INTERP_MODES}, got {self.pos_interp!r}")
+        if self.pos_embed not in POS_EMBEDS:
+            raise ConfigError(
+                f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {self.pos_embed!r}"
+            )
         if self.mlp_ratio <= 0:
             raise ConfigError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
 

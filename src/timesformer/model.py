@@ -45,10 +45,16 @@ class TimeSformer(nn.Module):
 
         self.patch_embed = PatchEmbed(config.patch_size, config.in_chans, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(torch.zeros(1, config.grid_size**2 + 1, d))
+        # Position in space (cls token included) and in time; ``config.pos_embed`` may leave
+        # either out (the paper's Table 4), and space-only attention has no use for time.
+        self.pos_embed = (
+            nn.Parameter(torch.zeros(1, config.grid_size**2 + 1, d))
+            if config.pos_embed != "none"
+            else None
+        )
         self.time_embed = (
             nn.Parameter(torch.zeros(1, config.num_frames, d))
-            if self.scheme.uses_time_embed
+            if self.scheme.uses_time_embed and config.pos_embed == "space_time"
             else None
         )
         # Drop path rises linearly over depth (plain floats: also works on the meta device).
@@ -75,7 +81,8 @@ class TimeSformer(nn.Module):
     # ------------------------------------------------------------------ initialisation
     def reset_parameters(self) -> None:
         """The reference initialisation, with every block's extra-step linear at zero."""
-        nn.init.trunc_normal_(self.pos_embed, std=self.config.pos_embed_std)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=self.config.pos_embed_std)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         if self.time_embed is not None:
             if self.config.time_embed_std > 0:
@@ -118,10 +125,12 @@ class TimeSformer(nn.Module):
         b, t, h, w, d = patches.shape
         grid = Grid(t, h, w)
         self.scheme.check_grid(grid)
-        g = self.config.grid_size
-        pos = resize_pos_embed(self.pos_embed, (h, w), (g, g), self.config.pos_interp)
-        patches = patches + pos[:, 1:].reshape(1, 1, h, w, d)
-        cls_tok = (self.cls_token + pos[:, :1]).expand(b, 1, d)
+        cls_tok = self.cls_token.expand(b, 1, d)
+        if self.pos_embed is not None:
+            g = self.config.grid_size
+            pos = resize_pos_embed(self.pos_embed, (h, w), (g, g), self.config.pos_interp)
+            patches = patches + pos[:, 1:].reshape(1, 1, h, w, d)
+            cls_tok = (self.cls_token + pos[:, :1]).expand(b, 1, d)
         if self.time_embed is not None:
             time = resize_time_embed(self.time_embed, t, self.config.pos_interp)
             patches = patches + time.reshape(1, t, 1, 1, d)

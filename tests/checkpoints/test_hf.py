@@ -57,9 +57,14 @@ def test_hf_folder_loads_with_the_same_logits(tmp_path, attention):
     torch.testing.assert_close(ours, hf_logits(ref, x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("attention", ["divided", "joint"])
-def test_export_hf_loads_in_transformers_with_the_same_logits(tmp_path, attention):
-    model = randomize(tiny(attention), seed=2)
+@pytest.mark.parametrize(
+    ("attention", "pos_embed"),
+    [("divided", "space_time"), ("joint", "space_time"), ("divided", "space"), ("joint", "none")],
+)
+def test_export_hf_loads_in_transformers_with_the_same_logits(tmp_path, attention, pos_embed):
+    """A model without a time or position embedding goes out with zeros there, which is the
+    same model for transformers, which always adds both."""
+    model = randomize(tiny(attention, pos_embed=pos_embed), seed=2)
     model.class_names = list("abcde")
     out = timesformer.export_hf(model, tmp_path / "export")
     ref = transformers.TimesformerForVideoClassification.from_pretrained(out).eval()

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from timesformer.checkpoints.io import write_safetensors, write_text
@@ -139,7 +140,12 @@ def export_hf(model: nn.Module, folder: str | Path, class_names: list[str] | Non
     preprocess = getattr(model, "preprocess", None)
     if preprocess:
         hf_config[CLIP_KEY] = preprocess
-    state = to_hf(model.state_dict())
+    state = dict(model.state_dict())
+    # transformers always adds both embeddings: zeros are a model trained without one.
+    d = cfg.embed_dim
+    state.setdefault("pos_embed", torch.zeros(1, cfg.grid_size**2 + 1, d))
+    state.setdefault("time_embed", torch.zeros(1, cfg.num_frames, d))
+    state = to_hf(state)
     write_safetensors(folder / "model.safetensors", state, {"format": "pt"})
     write_text(folder / PREPROCESSOR_FILE, json.dumps(processor_config(model), indent=2) + "\n")
     write_text(folder / "config.json", json.dumps(hf_config, indent=2) + "\n")

@@ -66,6 +66,7 @@ class LoadReport:
     copied: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.path}: {self.source} checkpoint, {len(self.loaded)} tensors loaded"]
@@ -75,6 +76,7 @@ class LoadReport:
             ("freshly initialised", self.initialised),
             ("missing", self.missing),
             ("unexpected", self.unexpected),
+            ("left out by model.pos_embed", self.dropped),
         ):
             if items:
                 parts.append(f"{label}: {_short(items)}")
@@ -323,7 +325,7 @@ def _adapt(src: Source, model: TimeSformer, report: LoadReport) -> dict[str, Ten
     side = math.isqrt(n)
     resizable = n > 0 and side * side == n and pos.shape[-1] == cfg.embed_dim
     # Anything else that does not fit is reported by the shape check that follows.
-    if resizable and pos.shape != target["pos_embed"].shape:
+    if resizable and "pos_embed" in target and pos.shape != target["pos_embed"].shape:
         state["pos_embed"] = resize_pos_embed(pos, (g, g), (side, side), cfg.pos_interp)
         report.resized.append(f"pos_embed {side}x{side}->{g}x{g}")
     if "time_embed" in state and "time_embed" in target:
@@ -335,6 +337,13 @@ def _adapt(src: Source, model: TimeSformer, report: LoadReport) -> dict[str, Ten
         ):
             state["time_embed"] = resize_time_embed(te, cfg.num_frames, cfg.pos_interp)
             report.resized.append(f"time_embed {te.shape[1]}->{cfg.num_frames} frames")
+
+    # Embeddings the model was asked to go without (``pos_embed``: space or none).
+    left_out = {"space": ("time_embed",), "none": ("time_embed", "pos_embed")}
+    for key in left_out.get(cfg.pos_embed, ()):
+        if key in state and key not in target:
+            state.pop(key)
+            report.dropped.append(key)
 
     for key in ("head.weight", "head.bias"):
         if key in state and state[key].shape != target[key].shape:

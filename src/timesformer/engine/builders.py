@@ -138,6 +138,7 @@ def build_model(
         "img_size": cfg.data.crop_size,
         "time_embed_std": m.time_embed_std,
         "pos_embed_std": m.pos_embed_std,
+        "pos_embed": m.pos_embed,
     }
     # The same fields build a fresh model or override those of the checkpoint it starts from.
     model = load_checkpoint(m.init, **fields) if m.init else create_model(m.name, **fields)

@@ -37,6 +37,7 @@ class ModelSection:
     drop_path_rate: float | None = None
     pos_embed_std: float = 0.02  # the reference's start; ~1 learns much sooner from scratch
     time_embed_std: float = 0.0  # 0: the reference's zeros; ~1 breaks time symmetry from scratch
+    pos_embed: str = "space_time"  # space_time | space (no time embedding) | none (Table 4)
     init: str | None = None  # a checkpoint load_checkpoint reads (ImageNet ViT, K400, own run)
     grad_checkpointing: bool = False
 
