@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from timesformer.data import sampling, transforms
 from timesformer.data.errors import DatasetError, VideoDecodeError
-from timesformer.data.frames import open_video, scan_clips
+from timesformer.data.frames import DecodedVideo, FrameFolderReader, open_video, scan_clips
 from timesformer.data.prepare import index_videos, is_kinetics_header, read_kinetics_csv
 from timesformer.data.video import VIDEO_EXTENSIONS, VideoReader, report_skipped
 from timesformer.errors import ConfigError
@@ -208,6 +208,10 @@ class VideoClipDataset(Dataset):
         self._bad: set[int] = set()
         self._first_error: str | None = None
         self.seed = 0  # with (epoch, index) keys: see __getitem__
+        # Keep each video decoded in memory after its first read (``DecodedVideo``): for small
+        # sets read every epoch. Each process (each DataLoader worker) holds its own.
+        self.cache_decoded = False
+        self._decoded: dict[int, DecodedVideo] = {}
         self._rng_: np.random.Generator | None = None
         self._rng_pid = -1
 
@@ -485,7 +489,7 @@ class VideoClipDataset(Dataset):
         """The clip (or test views) of video ``index``; raises ``VideoDecodeError``, no retry."""
         rng = rng or self._rng()
         cfg = self.config
-        with open_video(self.paths[index], threads=self.decode_threads) as reader:
+        with self._open(index) as reader:
             was_exact = reader.exact
             try:
                 frames = self._read(reader, rng)
@@ -508,6 +512,23 @@ class VideoClipDataset(Dataset):
                 frames, rng, cfg.crop_size, cfg.train_scale, cfg.flip, cfg.mean, cfg.std
             )
         return transforms.val_transform(frames, cfg.crop_size, cfg.test_scale, cfg.mean, cfg.std)
+
+    def _open(self, index: int) -> VideoReader | FrameFolderReader | DecodedVideo:
+        """A reader of video ``index``: the decoded copy kept in memory with ``cache_decoded``."""
+        if not self.cache_decoded:
+            return open_video(self.paths[index], threads=self.decode_threads)
+        if index not in self._decoded:
+            with open_video(self.paths[index], threads=self.decode_threads) as reader:
+                try:
+                    decoded = DecodedVideo(reader)
+                except VideoDecodeError:
+                    if not reader.exact:
+                        raise
+                    # Frames the packets promised did not decode: the reader has numbered
+                    # the ones that do, so read those.
+                    decoded = DecodedVideo(reader)
+            self._decoded[index] = decoded
+        return self._decoded[index]
 
     def _read(self, reader: VideoReader, rng: np.random.Generator) -> torch.Tensor:
         """uint8 (T, H, W, 3) frames of the clip, or of all test clips one after the other."""

@@ -73,6 +73,7 @@ def build_dataset(
             root / source, root, root / (d.classes or ""), ext=ext, **kwargs
         )
     dataset.seed = cfg.run.seed
+    dataset.cache_decoded = cfg.data.cache_decoded
     return dataset
 
 

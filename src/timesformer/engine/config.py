@@ -63,6 +63,9 @@ class DataSection:
     test_crops: int = 3
     batch_size: int = 8  # per process
     workers: int = 4
+    # Keep every video decoded in memory after its first read, in each loader process: for
+    # small sets (the synthetic ones), where decoding bounds a CPU's speed; not for Kinetics.
+    cache_decoded: bool = False
 
 
 @dataclass
