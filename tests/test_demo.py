@@ -65,3 +65,18 @@ def test_table_4_and_seeds_train_each_row_once_per_seed_on_one_data_set(tmp_path
     assert lines[1].startswith("space_time") and "78.0 / 59.5" in lines[1]
     assert lines[2].startswith("space") and "77.8 / 52.5" in lines[2]
     assert "Over seeds [0, 1]" in (tmp_path / "results.md").read_text()
+
+
+def test_demo_command_refuses_bad_seeds_rows_and_overrides(capsys):
+    """One line naming the option, exit status 2, before any data is written."""
+    from timesformer.cli import main
+
+    for argv, message in [
+        (["--seeds", "0,x"], "--seeds takes comma-separated integers"),
+        (["--seeds", "0", "--seed", "1"], "give --seeds or --seed, not both"),
+        (["--table", "4", "--pos-embeds", "time"], "--pos-embeds: choose from"),
+        (["--schemes", "spatial"], "unknown scheme(s) spatial"),
+        (["--set", "optim.epochs"], "--set takes KEY=VALUE"),
+    ]:
+        assert main(["demo", "--out", "/nonexistent/never-written", *argv]) == 2
+        assert message in capsys.readouterr().err

@@ -40,6 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated schemes for table 1 (all five)",
     )
     p.add_argument(
+        "--pos-embeds",
+        default="space_time,space,none",
+        help="comma-separated position embeddings for table 4 (space_time,space,none)",
+    )
+    p.add_argument(
         "--seeds",
         default=None,
         metavar="S,...",
@@ -89,11 +94,18 @@ def run(args: argparse.Namespace) -> int:
             f"--schemes: unknown scheme(s) {', '.join(unknown)}; choose from "
             f"{', '.join(ATTENTION_SCHEMES)}"
         )
+    from timesformer.config import POS_EMBEDS
+
+    pos_embeds = tuple(s.strip() for s in args.pos_embeds.split(",") if s.strip())
+    wrong = [p for p in pos_embeds if p not in POS_EMBEDS]
+    if wrong or not pos_embeds:
+        raise ConfigError(f"--pos-embeds: choose from {', '.join(POS_EMBEDS)}")
     make = DemoSettings.quick if args.quick else DemoSettings
     settings = make(
         out=Path(args.out),
         table=args.table,
         schemes=schemes,
+        pos_embeds=pos_embeds,
         seeds=seeds,
         overrides=tuple(args.set),
         progress=not args.no_progress,
