@@ -52,7 +52,7 @@ class DemoSettings:
     pairs: tuple[str, ...] = ("horizontal", "vertical", "depth")
     train_per_class: int = 300
     val_per_class: int = 50
-    epochs: int = 30
+    epochs: int = 20
     progress: bool = True
     # Further config overrides ("key=value") for every run, after the demo's own.
     overrides: tuple[str, ...] = ()
