@@ -34,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "come in time-reversal pairs: a video of one class played backwards is the video of "
             "the other, and clip i of both classes shares its parameters, so a model that ignores "
             "frame order is at chance within every pair. Same seed, same files. "
-            f"Pairs: {pairs}."
+            f"Pairs: {pairs}. With --long: the long-term set of the demo's Table 8, videos of "
+            "--seconds whose class is the order of two coloured flashes far apart, among moving "
+            "clutter."
         ),
     )
     s.add_argument("out", metavar="OUT", help="output folder (must not exist, or --overwrite)")
@@ -46,11 +48,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated pair names (or class names, which select their pair), or 'all' "
         f"(default: {','.join(names.DEFAULT_PAIRS)})",
     )
-    s.add_argument("--train-per-class", type=int, default=48, help="training videos per class (48)")
-    s.add_argument("--val-per-class", type=int, default=16, help="validation videos per class (16)")
+    s.add_argument(
+        "--train-per-class",
+        type=int,
+        default=None,
+        help="training videos per class (48; long: 128)",
+    )
+    s.add_argument(
+        "--val-per-class", type=int, default=None, help="validation videos per class (16; long: 32)"
+    )
     s.add_argument("--frames", type=int, default=16, help="frames per video (16)")
-    s.add_argument("--size", type=int, default=64, help="frame height and width in pixels (64)")
-    s.add_argument("--fps", type=float, default=30.0, help="frame rate written in the files (30)")
+    s.add_argument(
+        "--size", type=int, default=None, help="frame height and width in pixels (64; long: 32)"
+    )
+    s.add_argument(
+        "--fps", type=float, default=None, help="frame rate written in the files (30; long: 12)"
+    )
+    s.add_argument(
+        "--long",
+        action="store_true",
+        help="the long-term set (Table 8): the class is the order of events far apart in time",
+    )
+    s.add_argument("--seconds", type=float, default=24.0, help="with --long: video length (24)")
     s.add_argument(
         "--crf",
         type=int,
@@ -148,6 +167,12 @@ def parse_pairs(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from timesformer.data import synthetic
 
+    defaults = (128, 32, 32, 12.0) if args.long else (48, 16, 64, 30.0)
+    for key, default in zip(
+        ("train_per_class", "val_per_class", "size", "fps"), defaults, strict=True
+    ):
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     if args.frames < 2 or args.size < 16:
         raise TimesformerError("--frames must be >= 2 and --size >= 16")
     if args.size % 2:
@@ -162,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         raise TimesformerError("--train-per-class and --val-per-class must be 0 or more")
     if args.train_per_class + args.val_per_class == 0:
         raise TimesformerError("--train-per-class and --val-per-class are both 0: no videos")
+    if args.long:
+        return _run_long(args)
     pairs = parse_pairs(args.pairs)
     check_output(args.out, None, folder=True)
     target = Path(args.out)
@@ -187,6 +214,39 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {out}: {n} classes x ({args.train_per_class} train + {args.val_per_class} val) "
         f"videos of {args.frames} x {args.size}x{args.size}"
+    )
+    return 0
+
+
+def _run_long(args: argparse.Namespace) -> int:
+    """``data synth --long``: the long-term set of the demo's Table 8."""
+    from timesformer.data import long_synthetic
+
+    if not 0 < args.seconds <= 3600:
+        raise TimesformerError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    check_output(args.out, None, folder=True)
+    target = Path(args.out)
+    if not args.overwrite and target.is_dir() and any(target.iterdir()):
+        raise TimesformerError(
+            f"{args.out}: already exists and is not empty; add --overwrite to replace it"
+        )
+    with writing(args.out, None, folder=True):
+        out = long_synthetic.make_long_synthetic(
+            args.out,
+            seed=args.seed,
+            train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class,
+            seconds=args.seconds,
+            fps=args.fps,
+            size=args.size,
+            crf=args.crf,
+            overwrite=args.overwrite,
+        )
+    classes = long_synthetic.long_class_names()
+    print(
+        f"wrote {out}: {len(classes)} classes x ({args.train_per_class} train + "
+        f"{args.val_per_class} val) videos of {args.seconds:g} s at {args.fps:g} fps, "
+        f"{args.size}x{args.size}"
     )
     return 0
 
