@@ -190,12 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if args.long:
         return _run_long(args)
     pairs = parse_pairs(args.pairs)
-    check_output(args.out, None, folder=True)
-    target = Path(args.out)
-    if not args.overwrite and target.is_dir() and any(target.iterdir()):
-        raise TimesformerError(
-            f"{args.out}: already exists and is not empty; add --overwrite to replace it"
-        )
+    _check_new_folder(args)
     with writing(args.out, None, folder=True):
         out = synthetic.make_synthetic(
             args.out,
@@ -218,18 +213,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_long(args: argparse.Namespace) -> int:
-    """``data synth --long``: the long-term set of the demo's Table 8."""
-    from timesformer.data import long_synthetic
-
-    if not 0 < args.seconds <= 3600:
-        raise TimesformerError(f"--seconds must be in (0, 3600], got {args.seconds}")
+def _check_new_folder(args: argparse.Namespace) -> None:
+    """OUT must be a folder this command may write: new, empty, or replaced with --overwrite."""
     check_output(args.out, None, folder=True)
     target = Path(args.out)
     if not args.overwrite and target.is_dir() and any(target.iterdir()):
         raise TimesformerError(
             f"{args.out}: already exists and is not empty; add --overwrite to replace it"
         )
+
+
+def _run_long(args: argparse.Namespace) -> int:
+    """``data synth --long``: the long-term set of the demo's Table 8."""
+    from timesformer.data import long_synthetic
+
+    if not 0 < args.seconds <= 3600:
+        raise TimesformerError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    _check_new_folder(args)
     with writing(args.out, None, folder=True):
         out = long_synthetic.make_long_synthetic(
             args.out,

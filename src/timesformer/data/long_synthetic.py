@@ -42,8 +42,6 @@ import itertools
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,7 +353,7 @@ def make_long_synthetic(
     """
     from tqdm.auto import tqdm
 
-    from timesformer.data.writer import write_video
+    from timesformer.data.writer import new_data_folder, write_video
 
     out = Path(out)
     classes = list(classes)
@@ -374,19 +372,9 @@ def make_long_synthetic(
     }
     # Checks the timing and size before anything is written.
     sample_long_params(events, np.random.default_rng(0), **shape)
-    if out.exists() and not out.is_dir():
-        # Not even with overwrite: a file there is not a data set this function made.
-        raise TimesformerError(f"'{out}' is a file, not a folder")
-    if out.exists() and not overwrite and any(out.iterdir()):
-        raise TimesformerError(f"'{out}' already exists (pass overwrite=True to replace it)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TimesformerError(f"'{out}': cannot make its folder ({err})") from None
     counts = {"train": train_per_class, "val": val_per_class}
     total = sum(counts.values()) * len(classes)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with new_data_folder(out, overwrite) as tmp:
         with tqdm(total=total, desc="synthesising", unit="video", disable=not progress) as bar:
             for split, count in counts.items():
                 for i in range(count):
@@ -423,16 +411,6 @@ def make_long_synthetic(
             "val_per_class": val_per_class,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -357,7 +355,7 @@ def make_synthetic(
     """
     from tqdm.auto import tqdm
 
-    from timesformer.data.writer import write_video
+    from timesformer.data.writer import new_data_folder, write_video
 
     out = Path(out)
     pairs = list(dict.fromkeys(pairs))
@@ -369,20 +367,10 @@ def make_synthetic(
         raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
     if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
         raise TimesformerError("need at least one video per class")
-    if out.exists() and not out.is_dir():
-        # Not even with overwrite: a file there is not a data set this function made.
-        raise TimesformerError(f"'{out}' is a file, not a folder")
-    if out.exists() and not overwrite and any(out.iterdir()):
-        raise TimesformerError(f"'{out}' already exists (pass overwrite=True to replace it)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TimesformerError(f"'{out}': cannot make its folder ({err})") from None
     names = class_names(pairs)
     counts = {"train": train_per_class, "val": val_per_class}
     total = sum(counts.values()) * len(names)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with new_data_folder(out, overwrite) as tmp:
         with tqdm(total=total, desc="synthesising", unit="video", disable=not progress) as bar:
             for split, count in counts.items():
                 for name in pairs:
@@ -418,14 +406,4 @@ def make_synthetic(
             "val_per_class": val_per_class,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

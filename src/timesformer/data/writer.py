@@ -6,9 +6,11 @@ or an interrupt never leaves a half-written video under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -98,3 +100,39 @@ def write_video(
 def _format_for(suffix: str) -> str | None:
     # mkstemp keeps the suffix, so FFmpeg can guess most formats; these it cannot.
     return {".ogv": "ogg", ".mpg": "mpeg", ".mpeg": "mpeg", ".ts": "mpegts"}.get(suffix.lower())
+
+
+@contextlib.contextmanager
+def new_data_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write a data set into; it becomes ``out`` (replacing
+    an old one with ``overwrite``) when the block ends, and is removed if the block raises, so
+    ``out`` is never half-written.
+
+    Raises:
+        TimesformerError: ``out`` is a file, a non-empty folder without ``overwrite``, or its
+            parent cannot be made.
+    """
+    from timesformer.errors import TimesformerError
+
+    if out.exists() and not out.is_dir():
+        # Not even with overwrite: a file there is not a data set this function made.
+        raise TimesformerError(f"'{out}' is a file, not a folder")
+    if out.exists() and not overwrite and any(out.iterdir()):
+        raise TimesformerError(f"'{out}' already exists (pass overwrite=True to replace it)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TimesformerError(f"'{out}': cannot make its folder ({err})") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            trash = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(trash)
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
