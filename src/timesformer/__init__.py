@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Each public name and the module that defines it: imported on first use, so that the command
 # line (``timesformer --help``) starts without loading torch.
