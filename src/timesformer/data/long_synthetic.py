@@ -353,7 +353,7 @@ def make_long_synthetic(
     """
     from tqdm.auto import tqdm
 
-    from timesformer.data.writer import new_data_folder, write_video
+    from timesformer.data.writer import new_data_folder, write_h264
 
     out = Path(out)
     classes = list(classes)
@@ -382,12 +382,8 @@ def make_long_synthetic(
                     for cls in classes:
                         folder = tmp / split / cls
                         folder.mkdir(parents=True, exist_ok=True)
-                        write_video(
-                            folder / f"{cls}_{i:04d}.mp4",
-                            render_long(cls, params),
-                            fps,
-                            "libx264",
-                            options={"crf": str(crf), "preset": "medium"},
+                        write_h264(
+                            folder / f"{cls}_{i:04d}.mp4", render_long(cls, params), fps, crf
                         )
                         bar.update()
         (tmp / "classes.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")

@@ -355,7 +355,7 @@ def make_synthetic(
     """
     from tqdm.auto import tqdm
 
-    from timesformer.data.writer import new_data_folder, write_video
+    from timesformer.data.writer import new_data_folder, write_h264
 
     out = Path(out)
     pairs = list(dict.fromkeys(pairs))
@@ -381,13 +381,7 @@ def make_synthetic(
                         for cls in (pair.forward, pair.backward):
                             folder = tmp / split / cls
                             folder.mkdir(parents=True, exist_ok=True)
-                            write_video(
-                                folder / f"{cls}_{i:04d}.mp4",
-                                render(cls, params),
-                                fps,
-                                "libx264",
-                                options={"crf": str(crf), "preset": "medium"},
-                            )
+                            write_h264(folder / f"{cls}_{i:04d}.mp4", render(cls, params), fps, crf)
                             bar.update()
         (tmp / "classes.txt").write_text("".join(f"{c}\n" for c in names), encoding="utf-8")
         meta = {

@@ -136,3 +136,9 @@ def new_data_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_h264(path: Path, frames: np.ndarray, fps: float, crf: int = 0) -> None:
+    """A synthetic set's clip: uint8 (T, H, W, 3) frames as H.264 at quality ``crf`` (0:
+    lossless), the one encoding both synthetic generators write."""
+    write_video(path, frames, fps, "libx264", options={"crf": str(crf), "preset": "medium"})
