@@ -12,6 +12,7 @@ from timesformer.names import PAPER_SCHEMES
 _INTERP_MODES = ("nearest", "bilinear", "bicubic")
 #: ``ModelConfig.pos_embed``: which position embeddings the model adds (the paper's Table 4).
 POS_EMBEDS = ("space_time", "space", "none")
+EXTRA_STEP_INITS = ("zeros", "normal")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class ModelConfig:
     ``pos_embed`` chooses the embeddings, as in the paper's Table 4: ``space_time`` (both),
     ``space`` (no time embedding: a scheme's temporal attention is then blind to frame order)
     or ``none``.
+    ``extra_step_init``: ``zeros`` (the reference) starts each block's extra-step linear
+    (``temporal_fc``) at zero, so that a model built on image weights is the image model at step
+    0; from scratch that also starves the extra steps of gradient for the first hundreds of
+    steps, and ``normal`` starts them like every other linear (truncated normal, std 0.02).
     """
 
     attention: str = "divided"
@@ -46,6 +51,7 @@ class ModelConfig:
     pos_embed_std: float = 0.02
     time_embed_std: float = 0.0
     pos_embed: str = "space_time"
+    extra_step_init: str = "zeros"
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -87,6 +93,11 @@ class ModelConfig:
         if self.pos_embed not in POS_EMBEDS:
             raise ConfigError(
                 f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {self.pos_embed!r}"
+            )
+        if self.extra_step_init not in EXTRA_STEP_INITS:
+            raise ConfigError(
+                f"extra_step_init must be one of {', '.join(EXTRA_STEP_INITS)}, "
+                f"got {self.extra_step_init!r}"
             )
         if self.mlp_ratio <= 0:
             raise ConfigError(f"mlp_ratio must be positive, got {self.mlp_ratio}")

@@ -80,7 +80,8 @@ class TimeSformer(nn.Module):
 
     # ------------------------------------------------------------------ initialisation
     def reset_parameters(self) -> None:
-        """The reference initialisation, with every block's extra-step linear at zero."""
+        """The reference initialisation, with every block's extra-step linear at zero (unless
+        ``config.extra_step_init`` is ``normal``)."""
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=self.config.pos_embed_std)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -97,6 +98,8 @@ class TimeSformer(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         # Extra steps start as identities, so ImageNet weights give the image model at step 0.
+        if self.config.extra_step_init == "normal":
+            return
         for block in self.blocks:
             for _, _, _, fc in block.extra_step_modules():
                 nn.init.zeros_(fc.weight)

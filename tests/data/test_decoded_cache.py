@@ -43,3 +43,19 @@ def test_decoded_video_reads_as_its_reader(tmp_path):
         assert np.array_equal(decoded.retime(positions), reader.retime(positions))
         idx = [5, 0, 5, 15]
         assert torch.equal(decoded.get_frames(idx), reader.get_frames(idx))  # exact: same decoder
+
+
+def test_cache_stops_at_its_limit_and_reads_the_rest_from_files(tmp_path, monkeypatch):
+    root = make_synthetic(tmp_path / "set", train_per_class=2, val_per_class=0, frames=16,
+                          size=32, style="simple", progress=False)  # fmt: skip
+    config = ClipConfig(num_frames=4, sampling_rate=4, crop_size=32, train_scale=(32, 40))
+    plain = VideoClipDataset.from_folder(root / "train", mode="train", config=config)
+    capped = VideoClipDataset.from_folder(root / "train", mode="train", config=config)
+    capped.cache_decoded = True
+    one_video = 16 * 32 * 32 * 3
+    capped.cache_limit_mb = 2.5 * one_video / 2**20  # room for three videos
+    for epoch in range(2):
+        for i in range(len(plain)):
+            assert torch.equal(capped[(epoch, i)]["video"], plain[(epoch, i)]["video"])
+    assert len(capped._decoded) == 3 and len(plain) > 3
+    assert capped._decoded_bytes == 3 * one_video

@@ -41,6 +41,21 @@ def test_reference_init_zeroes_time_embedding_and_extra_step_linears(scheme):
             assert torch.count_nonzero(fc.weight) == 0 and torch.count_nonzero(fc.bias) == 0
 
 
+def test_normal_extra_step_init_gives_the_extra_steps_gradient_at_the_first_step(scheme):
+    # From zero, an extra step's attention gets no gradient until its linear has moved.
+    model = tiny(scheme, extra_step_init="normal").train()
+    model(clip()).logsumexp(-1).sum().backward()
+    for block in model.blocks:
+        for _, _, attn, fc in block.extra_step_modules():
+            assert fc.weight.std() > 0.01
+            assert attn.qkv.weight.grad.abs().sum() > 0
+    zero = tiny(scheme).train()
+    zero(clip()).logsumexp(-1).sum().backward()
+    for block in zero.blocks:
+        for _, _, attn, _ in block.extra_step_modules():
+            assert attn.qkv.weight.grad.abs().sum() == 0
+
+
 def test_fused_and_plain_attention_agree(scheme):
     model = randomize(tiny(scheme))
     x = clip()

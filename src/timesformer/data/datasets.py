@@ -209,9 +209,13 @@ class VideoClipDataset(Dataset):
         self._first_error: str | None = None
         self.seed = 0  # with (epoch, index) keys: see __getitem__
         # Keep each video decoded in memory after its first read (``DecodedVideo``): for small
-        # sets read every epoch. Each process (each DataLoader worker) holds its own.
+        # sets read every epoch. Each process (each DataLoader worker) holds its own, up to
+        # ``cache_limit_mb``; videos beyond it are read from their files, so a larger set than
+        # the cache was meant for costs speed, not memory.
         self.cache_decoded = False
+        self.cache_limit_mb = 2048.0
         self._decoded: dict[int, DecodedVideo] = {}
+        self._decoded_bytes = 0
         self._rng_: np.random.Generator | None = None
         self._rng_pid = -1
 
@@ -518,6 +522,8 @@ class VideoClipDataset(Dataset):
         if not self.cache_decoded:
             return open_video(self.paths[index], threads=self.decode_threads)
         if index not in self._decoded:
+            if self._decoded_bytes >= self.cache_limit_mb * 2**20:
+                return open_video(self.paths[index], threads=self.decode_threads)
             with open_video(self.paths[index], threads=self.decode_threads) as reader:
                 try:
                     decoded = DecodedVideo(reader)
@@ -528,6 +534,7 @@ class VideoClipDataset(Dataset):
                     # the ones that do, so read those.
                     decoded = DecodedVideo(reader)
             self._decoded[index] = decoded
+            self._decoded_bytes += decoded.frames.nbytes
         return self._decoded[index]
 
     def _read(self, reader: VideoReader, rng: np.random.Generator) -> torch.Tensor:

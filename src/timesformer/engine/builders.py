@@ -74,6 +74,7 @@ def build_dataset(
         )
     dataset.seed = cfg.run.seed
     dataset.cache_decoded = cfg.data.cache_decoded
+    dataset.cache_limit_mb = cfg.data.cache_limit_mb
     return dataset
 
 
@@ -140,6 +141,7 @@ def build_model(
         "time_embed_std": m.time_embed_std,
         "pos_embed_std": m.pos_embed_std,
         "pos_embed": m.pos_embed,
+        "extra_step_init": m.extra_step_init,
     }
     # The same fields build a fresh model or override those of the checkpoint it starts from.
     model = load_checkpoint(m.init, **fields) if m.init else create_model(m.name, **fields)

@@ -37,6 +37,9 @@ class ModelSection:
     drop_path_rate: float | None = None
     pos_embed_std: float = 0.02  # the reference's start; ~1 learns much sooner from scratch
     time_embed_std: float = 0.0  # 0: the reference's zeros; ~1 breaks time symmetry from scratch
+    # zeros: each block's extra-step linear (temporal_fc) starts at zero, the reference's start
+    # from an image model; normal: like every other linear, for training from scratch
+    extra_step_init: str = "zeros"
     pos_embed: str = "space_time"  # space_time | space (no time embedding) | none (Table 4)
     init: str | None = None  # a checkpoint load_checkpoint reads (ImageNet ViT, K400, own run)
     grad_checkpointing: bool = False
@@ -66,6 +69,8 @@ class DataSection:
     # Keep every video decoded in memory after its first read, in each loader process: for
     # small sets (the synthetic ones), where decoding bounds a CPU's speed; not for Kinetics.
     cache_decoded: bool = False
+    # The most each loader process keeps decoded (MB); videos beyond it are read from files.
+    cache_limit_mb: float = 2048.0
 
 
 @dataclass
