@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from timesformer.demo import DemoSettings, pair_metrics, run_demo
+from timesformer.demo import DemoSettings, direction_by_pair, pair_metrics, run_demo
 
 NAMES = ["right", "left", "down", "up"]
 
@@ -21,6 +21,14 @@ def test_pair_metrics_separate_finding_the_pair_from_the_direction():
     assert pair_metrics(other, labels, NAMES) == (0.5, 0.5)
 
 
+def test_direction_by_pair_reads_each_pair_apart():
+    labels = torch.tensor([0, 1, 2, 3])
+    # right/left told apart, down/up swapped.
+    scores = torch.eye(4)[[0, 1, 3, 2]]
+    assert direction_by_pair(scores, labels, NAMES) == {"right": 1.0, "down": 0.0}
+    assert direction_by_pair(scores[:2], labels[:2], NAMES) == {"right": 1.0}
+
+
 def test_miniature_demo_writes_its_report(tmp_path):
     settings = DemoSettings(out=tmp_path, schemes=("space", "divided"), train_per_class=6,
                             val_per_class=2, epochs=1, progress=False,
@@ -30,6 +38,7 @@ def test_miniature_demo_writes_its_report(tmp_path):
     assert [r.attention for r in results] == ["space", "divided"]
     assert results[1].params > results[0].params
     assert all(0.0 <= r.video_top1 <= 1.0 and 0.0 <= r.direction <= 1.0 for r in results)
+    assert all(set(r.by_pair) == {"right", "down", "approaching"} for r in results)
     report = (tmp_path / "results.md").read_text()
     assert "space" in report and "divided" in report
     assert (tmp_path / "summary.png").stat().st_size > 1000
@@ -77,6 +86,29 @@ def test_demo_command_refuses_bad_seeds_rows_and_overrides(capsys):
         (["--table", "4", "--pos-embeds", "time"], "--pos-embeds: choose from"),
         (["--schemes", "spatial"], "unknown scheme(s) spatial"),
         (["--set", "optim.epochs"], "--set takes KEY=VALUE"),
+        (["--table", "8", "--event-seconds", "2"], "--event-seconds takes LO,HI"),
+        (["--table", "8", "--event-seconds", "3,2"], "need 0 < LO <= HI"),
+        (["--table", "8", "--schemes", "divided,time"], "unknown scheme(s) time"),
+        (["--event-seconds", "1,2"], "--event-seconds is for --table 8"),
     ]:
         assert main(["demo", "--out", "/nonexistent/never-written", *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_table8_command_passes_its_rows_and_event_length(monkeypatch, tmp_path):
+    import timesformer.demo_long as demo_long
+    from timesformer.cli import main
+
+    seen = []
+    monkeypatch.setattr(demo_long, "run_long_demo", lambda s: seen.append(s) or [])
+    monkeypatch.setattr(demo_long, "format_table8", lambda rows: "")
+    argv = ["demo", "--table", "8", "--out", str(tmp_path), "--seeds", "0,2"]
+    assert main([*argv, "--schemes", "divided", "--event-seconds", "2,2.5"]) == 0
+    assert [(s.seed, s.attentions, s.event_seconds) for s in seen] == [
+        (0, ("divided",), (2.0, 2.5)),
+        (2, ("divided",), (2.0, 2.5)),
+    ]
+    assert seen[1].out == tmp_path / "seed-2"
+    seen.clear()
+    assert main(argv[:5]) == 0
+    assert seen[0].attentions == ("divided", "joint") and seen[0].event_seconds == (1.0, 1.5)

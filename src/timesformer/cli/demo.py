@@ -39,8 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="fewer clips and epochs (a few minutes)")
     p.add_argument(
         "--schemes",
-        default=",".join(PAPER_SCHEMES),
-        help="comma-separated schemes for table 1 (all five)",
+        default=None,
+        help="comma-separated schemes: table 1's rows (all five), table 8's (divided,joint)",
     )
     p.add_argument(
         "--pos-embeds",
@@ -54,6 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated training seeds; every seed trains on the same data set (0)",
     )
     p.add_argument("--seed", type=int, default=None, help="one training seed (same as --seeds S)")
+    p.add_argument(
+        "--event-seconds",
+        default=None,
+        metavar="LO,HI",
+        help="table 8: how long each flash lasts, drawn in [LO, HI] seconds (1,1.5)",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -79,18 +85,10 @@ def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
     return tuple(dict.fromkeys(seeds))
 
 
-def run(args: argparse.Namespace) -> int:
-    seeds = _seeds(args)
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    if args.table == 8:
-        return _run_long(args, seeds)
-    from timesformer.demo import DemoSettings, format_row, header, run_demo, summary
+def _schemes(spec: str) -> tuple[str, ...]:
     from timesformer.schemes import ATTENTION_SCHEMES
 
-    schemes = tuple(s.strip() for s in args.schemes.split(",") if s.strip())
+    schemes = tuple(s.strip() for s in spec.split(",") if s.strip())
     unknown = [s for s in schemes if s not in ATTENTION_SCHEMES]
     if not schemes:
         raise ConfigError(f"--schemes names no scheme; choose from {', '.join(ATTENTION_SCHEMES)}")
@@ -99,7 +97,33 @@ def run(args: argparse.Namespace) -> int:
             f"--schemes: unknown scheme(s) {', '.join(unknown)}; choose from "
             f"{', '.join(ATTENTION_SCHEMES)}"
         )
+    return schemes
+
+
+def _event_seconds(spec: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise ConfigError(f"--event-seconds takes LO,HI in seconds, got {spec!r}") from None
+    if not 0 < lo <= hi:
+        raise ConfigError(f"--event-seconds: need 0 < LO <= HI, got {spec!r}")
+    return lo, hi
+
+
+def run(args: argparse.Namespace) -> int:
+    seeds = _seeds(args)
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    default = ("divided", "joint") if args.table == 8 else PAPER_SCHEMES
+    schemes = _schemes(args.schemes) if args.schemes is not None else tuple(default)
+    if args.event_seconds is not None and args.table != 8:
+        raise ConfigError("--event-seconds is for --table 8")
+    if args.table == 8:
+        return _run_long(args, seeds, schemes)
     from timesformer.config import POS_EMBEDS
+    from timesformer.demo import DemoSettings, format_row, header, run_demo, summary
 
     pos_embeds = tuple(s.strip() for s in args.pos_embeds.split(",") if s.strip())
     wrong = [p for p in pos_embeds if p not in POS_EMBEDS]
@@ -131,16 +155,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_long(args: argparse.Namespace, seeds: tuple[int, ...]) -> int:
+def _run_long(args: argparse.Namespace, seeds: tuple[int, ...], schemes: tuple[str, ...]) -> int:
     """``demo --table 8``: one long-term demo per seed (the seed makes its data set too)."""
     from timesformer.demo_long import LongDemoSettings, format_table8, run_long_demo
+
+    extra = {"attentions": schemes}
+    if args.event_seconds is not None:
+        extra["event_seconds"] = _event_seconds(args.event_seconds)
 
     out = Path("runs/demo_long" if args.out == "runs/demo" else args.out)
     start = time.perf_counter()
     for seed in seeds:
         folder = out if seeds == (0,) else out / f"seed-{seed}"
         make = LongDemoSettings(
-            out=folder, seed=seed, overrides=tuple(args.set), progress=not args.no_progress
+            out=folder,
+            seed=seed,
+            overrides=tuple(args.set),
+            progress=not args.no_progress,
+            **extra,
         )
         if args.quick:
             make = dataclasses.replace(make, train_per_class=32, val_per_class=16, epochs=4)
