@@ -7,10 +7,14 @@ where it does not (AVI derives them from decode order, and DivX/XviD "packed B-f
 them), it is the order in which the decoder outputs the frames, and the timestamps only name them.
 Building one reads the whole file, so it is cached per process, keyed by the file's path, size and
 modification time: a DataLoader worker that meets a video again (the next epoch) skips the scan.
+The cache is shared by the threads of a process (the server's decoding threads): one lock guards
+every read and change of it, so that a lookup never meets an entry that another thread evicts.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +44,18 @@ class FrameIndex:
 
 
 _CACHE: OrderedDict[tuple, FrameIndex] = OrderedDict()
+_LOCK = threading.Lock()  # held for each whole get, put and clear
+
+
+def _new_lock() -> None:
+    """A forked child (a DataLoader worker) gets a fresh lock: the parent's may have been held
+    by another of its threads at the fork, and that thread does not exist in the child."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which spawns
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def key(path: Path) -> tuple | None:
@@ -55,25 +71,28 @@ def get(cache_key: tuple | None, exact: bool) -> FrameIndex | None:
     """The cached index; an exact one (counted by decoding) serves both kinds of request."""
     if cache_key is None:
         return None
-    for want_exact in (True,) if exact else (True, False):
-        entry = _CACHE.get((cache_key, want_exact))
-        if entry is not None:
-            _CACHE.move_to_end((cache_key, want_exact))
-            return entry
+    with _LOCK:
+        for want_exact in (True,) if exact else (True, False):
+            entry = _CACHE.get((cache_key, want_exact))
+            if entry is not None:
+                _CACHE.move_to_end((cache_key, want_exact))
+                return entry
     return None
 
 
 def put(cache_key: tuple | None, index: FrameIndex) -> None:
     if cache_key is None:
         return
-    _CACHE[(cache_key, index.exact)] = index
-    while len(_CACHE) > MAX_ENTRIES:
-        _CACHE.popitem(last=False)
+    with _LOCK:
+        _CACHE[(cache_key, index.exact)] = index
+        while len(_CACHE) > MAX_ENTRIES:
+            _CACHE.popitem(last=False)
 
 
 def clear() -> None:
     """Forget every index (benchmarks use it to measure a first epoch)."""
-    _CACHE.clear()
+    with _LOCK:
+        _CACHE.clear()
 
 
 def build_index(
