@@ -11,7 +11,6 @@ from PIL import Image
 from helpers import randomize, tiny
 from timesformer.checkpoints import save_checkpoint
 from timesformer.cli import main
-from timesformer.cli.explain import clip_indices
 from timesformer.data import write_video
 
 
@@ -102,27 +101,3 @@ def test_help_lists_explain(capsys):
     with pytest.raises(SystemExit):
         main(["explain", "--help"])
     assert "rollout" in capsys.readouterr().out
-
-
-class FakeReader:
-    """What ``clip_indices`` reads of a ``VideoReader``: a 300-frame constant-rate video."""
-
-    num_frames, fps = 300, 30.0
-
-    def retime(self, pos):
-        return np.asarray(pos, dtype=np.int64)
-
-
-def test_default_sampling_rates():
-    # 8 frames: the Kinetics recipe, 8 x 32 frames centred in the video.
-    idx, rate = clip_indices(FakeReader(), 8, None, {})
-    assert rate == 32 and idx[0] == 22 and idx[-1] == 277
-    # Another clip length: the clip spans the whole video.
-    idx, rate = clip_indices(FakeReader(), 4, None, {})
-    assert rate == 75 and idx[0] == 0 and idx[-1] == 299
-    # What the checkpoint says wins over both, and --sampling-rate over that.
-    assert clip_indices(FakeReader(), 8, None, {"sampling_rate": 4})[1] == 4
-    assert clip_indices(FakeReader(), 8, 2, {"sampling_rate": 4})[1] == 2
-    # Something-Something models: one frame per segment.
-    idx, rate = clip_indices(FakeReader(), 4, None, {"sampling": "segment"})
-    assert rate == 0 and len(idx) == 4 and idx[0] < 75 <= idx[1]

@@ -163,3 +163,34 @@ def test_compiled_predictor_gives_the_same_probabilities(checkpoint, videos):
     eager = _predictor(checkpoint).predict(videos[0])
     compiled = _predictor(checkpoint, compile=True).predict(videos[0])
     assert torch.allclose(compiled.probs, eager.probs, atol=1e-4)
+
+
+def test_probabilities_are_the_logits_reduced(checkpoint):
+    """``Predictor.logits`` then ``probabilities_from_logits`` is ``probabilities`` to the bit
+    (the server computes them apart, the views of several requests in one batch)."""
+    from timesformer.inference.predictor import probabilities_from_logits
+
+    predictor = _predictor(checkpoint)
+    views = torch.randn(6, 3, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    logits = predictor.logits(views)
+    assert logits.shape == (6, len(CLASSES)) and logits.dtype == torch.float32
+    assert torch.equal(predictor.probabilities(views), probabilities_from_logits(logits))
+    per_clip = predictor.probabilities(views, per_clip=3)
+    assert per_clip.shape == (2, len(CLASSES))
+    assert torch.equal(per_clip, probabilities_from_logits(logits, 3))
+    assert torch.equal(per_clip[1], probabilities_from_logits(logits[3:]))
+
+
+def test_load_predictor_takes_the_command_lines_options(checkpoint, tmp_path):
+    from timesformer.inference.predictor import load_predictor
+
+    predictor = load_predictor(checkpoint, clips=2, crops=1, sampling_rate=2, device="cpu")
+    clip = predictor.clip
+    assert (clip.num_clips, clip.num_crops, clip.sampling_rate) == (2, 1, 2)
+    assert clip.sampling == "window"
+    assert predictor.labels == CLASSES and predictor.topk == 5
+    assert str(predictor.device) == "cpu"
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\n")
+    with pytest.raises(ConfigError, match=r"names\.txt: 2 class names for a model of 5 classes"):
+        load_predictor(checkpoint, labels=str(names))

@@ -57,16 +57,9 @@ def check_clip_options(args: argparse.Namespace) -> None:
 
 def clip_from_args(model: Any, args: argparse.Namespace):
     """The model's test clip settings with the command line's overrides."""
-    from timesformer.inference.predictor import default_clip_config
+    from timesformer.inference.predictor import clip_config
 
-    return default_clip_config(
-        model,
-        num_clips=args.clips,
-        num_crops=args.crops,
-        sampling_rate=args.sampling_rate,
-        # A sampling rate asks for windows of frames, also from a segment-sampling (SSv2) model.
-        sampling="window" if args.sampling_rate is not None else None,
-    )
+    return clip_config(model, clips=args.clips, crops=args.crops, sampling_rate=args.sampling_rate)
 
 
 class OutputError(TimesformerError):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# How many frames of the video the default clip spans for the Kinetics recipe (8 frames x 32).
-KINETICS_RATE = 32
+from timesformer.inference.rollout_clip import KINETICS_RATE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,42 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def clip_indices(reader, num_frames: int, sampling_rate: int | None, preprocess: dict):
-    """Frame indices (num_frames,) of the centred clip, and the sampling rate used (0: segment)."""
-    import numpy as np
-
-    from timesformer.data.sampling import segment_indices, test_indices
-    from timesformer.errors import ConfigError
-
-    n, fps = reader.num_frames, reader.fps
-    target_fps = float(preprocess.get("target_fps", 30.0))
-    if sampling_rate is None and preprocess.get("sampling") == "segment":
-        # Something-Something models see one frame from each of num_frames equal segments.
-        return segment_indices(n, num_frames), 0
-    if sampling_rate is None:
-        sampling_rate = preprocess.get("sampling_rate")
-    if sampling_rate is None:
-        if num_frames == 8:
-            sampling_rate = KINETICS_RATE
-        else:
-            # A window of num_frames * rate frames at target_fps covers the video's n frames.
-            sampling_rate = max(1, int(n * target_fps / fps / num_frames))
-    if int(sampling_rate) < 1:
-        raise ConfigError(f"the sampling rate must be >= 1, got {sampling_rate}")
-    pos = test_indices(n, num_frames, int(sampling_rate), 0, 1, fps, target_fps)
-    return np.asarray(reader.retime(pos)), int(sampling_rate)
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from timesformer.checkpoints import load_checkpoint
     from timesformer.cli.common import check_output, writing
     from timesformer.data import VideoReader
-    from timesformer.data.transforms import MEAN, STD, val_transform
     from timesformer.errors import ConfigError
     from timesformer.inference.overlay import save_overlay_gif, save_overlay_grid
     from timesformer.inference.rollout import explain_clip, rollout_support
+    from timesformer.inference.rollout_clip import clip_indices, prepare_clip
     from timesformer.runtime import pick_device
 
     if not 0.0 <= args.discard_ratio < 1.0:
@@ -109,14 +80,7 @@ def run(args: argparse.Namespace) -> int:
     with reader:
         indices, rate = clip_indices(reader, t, args.sampling_rate, pre)
         frames = reader.get_frames(indices)  # uint8 (T, H, W, 3)
-    crop = int(pre.get("crop_size", model.config.img_size))
-    mean = tuple(pre.get("mean", MEAN))
-    std = tuple(pre.get("std", STD))
-    clip = val_transform(frames, crop, pre.get("test_scale"), mean, std)  # (3, T, crop, crop)
-    # The frames as the model saw them, for the pictures: undo the normalisation.
-    m = torch.tensor(mean).view(3, 1, 1, 1)
-    s = torch.tensor(std).view(3, 1, 1, 1)
-    shown = (clip * s + m).mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0)
+    clip, shown = prepare_clip(frames, pre, model.config.img_size)  # (3, T, crop, crop)
 
     model = model.to(device)
     result = explain_clip(

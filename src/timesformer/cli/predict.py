@@ -12,7 +12,6 @@ from timesformer.cli.common import (
     add_running_arguments,
     check_clip_options,
     check_output,
-    clip_from_args,
     writing,
 )
 from timesformer.names import DEFAULT_MODEL
@@ -99,15 +98,12 @@ def _text(pred) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from timesformer.checkpoints import load_checkpoint
     from timesformer.checkpoints.io import write_text
     from timesformer.data import VideoDecodeError
     from timesformer.data.video import find_videos
     from timesformer.errors import ConfigError
-    from timesformer.inference.labels import load_labels
-    from timesformer.inference.predictor import Prediction, Predictor
+    from timesformer.inference.predictor import Prediction, load_predictor
     from timesformer.inference.windows import plot_timeline
-    from timesformer.runtime import pick_device
 
     if args.topk < 1:
         raise ConfigError(f"--topk must be at least 1, got {args.topk}")
@@ -117,25 +113,17 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, "--out")
     check_output(args.timeline, "--timeline", folder=True)
     videos = find_videos(args.videos)
-    labels = load_labels(args.labels) if args.labels else None
-    device = str(pick_device(args.device or "auto", option="--device"))
-    model = load_checkpoint(args.checkpoint)
-    if labels is not None and len(labels) != model.config.num_classes:
-        raise ConfigError(
-            f"{args.labels}: {len(labels)} class names for a model of "
-            f"{model.config.num_classes} classes"
-        )
-    clip = clip_from_args(model, args)
-    predictor = Predictor(
-        model,
-        clip=clip,
-        labels=labels,
-        device=device,
+    predictor = load_predictor(
+        args.checkpoint,
+        labels=args.labels,
+        clips=args.clips,
+        crops=args.crops,
+        sampling_rate=args.sampling_rate,
+        device=args.device,
         precision=args.precision,
         topk=args.topk,
         compile=args.compile,
     )
-    del model  # the copy it runs is the one to keep in memory (bf16: half the size)
     progress = not args.no_progress and len(videos) > 1
     if args.windows:
         timeline = Path(args.timeline) if args.timeline else None

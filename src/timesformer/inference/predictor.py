@@ -8,6 +8,12 @@ average logit, not sharpened by the number of views.
 The preprocessing comes from the checkpoint when it carries it (a model trained here stores its
 clip settings), else from the model: its frame count and image size, with the reference
 sampling rate for that frame count (8 x 32, 16 x 16 for HR, 96 x 4 for L).
+
+``load_predictor`` builds the predictor from a checkpoint and the command-line options, as
+``timesformer predict`` and ``timesformer serve`` both do. ``Predictor.logits`` is the forward
+pass alone and ``probabilities_from_logits`` the reduction of the views' logits, so that the
+server, which batches the views of several requests, computes what ``Predictor.probabilities``
+does.
 """
 
 from __future__ import annotations
@@ -28,7 +34,17 @@ from timesformer.inference.windows import predict_windows
 from timesformer.model import TimeSformer
 from timesformer.runtime import EvalItems, autocast_context, check_precision, inference_model
 
-__all__ = ["Prediction", "Predictor", "WindowPrediction", "default_clip_config", "find_videos"]
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "WindowPrediction",
+    "clip_config",
+    "default_clip_config",
+    "find_videos",
+    "load_predictor",
+    "probabilities_from_logits",
+    "top_classes",
+]
 
 # The reference configs' sampling rate for each frame count (TimeSformer, -HR, -L).
 REFERENCE_RATES = {8: 32, 16: 16, 96: 4}
@@ -64,6 +80,40 @@ def default_clip_config(model: TimeSformer, **overrides: Any) -> ClipConfig:
             f"checkpoint with num_frames={clip.num_frames} instead"
         )
     return clip
+
+
+def clip_config(
+    model: TimeSformer,
+    *,
+    clips: int | None = None,
+    crops: int | None = None,
+    sampling_rate: int | None = None,
+) -> ClipConfig:
+    """The model's test clip settings with the options ``--clips``, ``--crops`` and
+    ``--sampling-rate`` (None: as ``default_clip_config`` has them)."""
+    return default_clip_config(
+        model,
+        num_clips=clips,
+        num_crops=crops,
+        sampling_rate=sampling_rate,
+        # A sampling rate asks for windows of frames, also from a segment-sampling (SSv2) model.
+        sampling="window" if sampling_rate is not None else None,
+    )
+
+
+def probabilities_from_logits(logits: torch.Tensor, per_clip: int | None = None) -> torch.Tensor:
+    """The views' logits (V, C) -> class probabilities (C,) of their average logit; with
+    ``per_clip`` the views are groups of that many (one group per clip or window) and the result
+    is (V // per_clip, C), one row per group."""
+    if per_clip is None:
+        return logits.mean(0).softmax(-1)
+    return logits.reshape(-1, per_clip, logits.shape[-1]).mean(1).softmax(-1)
+
+
+def top_classes(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` best (label, probability) pairs of probabilities (C,), best first."""
+    values, indices = probs.topk(k)
+    return [(labels[int(i)], float(v)) for v, i in zip(values, indices, strict=True)]
 
 
 class Predictor:
@@ -137,22 +187,22 @@ class Predictor:
     # ------------------------------------------------------------------ scoring
 
     @torch.no_grad()
+    def logits(self, views: torch.Tensor) -> torch.Tensor:
+        """Normalised views (N, 3, T, H, W) -> the model's logits (N, C), float32 on the CPU."""
+        views = views.to(self.device, self.dtype, non_blocking=True)
+        with autocast_context(self.device, "fp16" if self.precision == "fp16" else "fp32"):
+            return self._forward(views).float().cpu()
+
     def probabilities(self, views: torch.Tensor, per_clip: int | None = None) -> torch.Tensor:
         """Normalised views (V, 3, T, H, W) -> class probabilities (C,) of their average logit.
 
         With ``per_clip`` the views are groups of that many (one group per clip or window) and the
-        result is (V // per_clip, C)."""
-        views = views.to(self.device, self.dtype, non_blocking=True)
-        with autocast_context(self.device, "fp16" if self.precision == "fp16" else "fp32"):
-            logits = self._forward(views).float().cpu()
-        if per_clip is None:
-            return logits.mean(0).softmax(-1)
-        return logits.reshape(-1, per_clip, logits.shape[-1]).mean(1).softmax(-1)
+        result is (V // per_clip, C) (``probabilities_from_logits``)."""
+        return probabilities_from_logits(self.logits(views), per_clip)
 
     def top(self, probs: torch.Tensor) -> list[tuple[str, float]]:
         """The ``topk`` (label, probability) pairs of probabilities (C,), best first."""
-        values, indices = probs.topk(self.topk)
-        return [(self.labels[int(i)], float(v)) for v, i in zip(values, indices, strict=True)]
+        return top_classes(probs, self.labels, self.topk)
 
     # ------------------------------------------------------------------ whole videos
 
@@ -191,3 +241,51 @@ class Predictor:
     ) -> Prediction:
         """Slide the clip over the whole of a long video (see ``inference.windows``)."""
         return predict_windows(self, path, stride=stride, batch=batch)
+
+
+def load_predictor(
+    checkpoint: str | Path,
+    *,
+    labels: str | None = None,
+    clips: int | None = None,
+    crops: int | None = None,
+    sampling_rate: int | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
+    topk: int = 5,
+    compile: bool = False,
+) -> Predictor:
+    """The predictor ``timesformer predict`` and ``timesformer serve`` run, from their options.
+
+    Args:
+        checkpoint: anything ``load_checkpoint`` reads (a file, a folder, a Hub id,
+            reference:NAME).
+        labels: class names, a shipped set or a file (``load_labels``); None: the checkpoint's.
+        clips, crops, sampling_rate: the test protocol's overrides (``clip_config``).
+        device: "cpu", "cuda", ... (None: cuda when there is one).
+        precision, topk, compile: as ``Predictor`` takes them.
+
+    The model it loads is dropped once the predictor has its own copy (bf16: half the size);
+    the copy, ``predictor.model``, keeps the checkpoint's ``config`` and ``preprocess``.
+    Raises ``ConfigError`` when ``labels`` does not have the model's number of classes.
+    """
+    from timesformer.checkpoints import load_checkpoint
+    from timesformer.inference.labels import load_labels
+    from timesformer.runtime import pick_device
+
+    names = load_labels(labels) if labels else None
+    device = str(pick_device(device or "auto", option="--device"))
+    model = load_checkpoint(checkpoint)
+    if names is not None and len(names) != model.config.num_classes:
+        raise ConfigError(
+            f"{labels}: {len(names)} class names for a model of {model.config.num_classes} classes"
+        )
+    return Predictor(
+        model,
+        clip=clip_config(model, clips=clips, crops=crops, sampling_rate=sampling_rate),
+        labels=names,
+        device=device,
+        precision=precision,
+        topk=topk,
+        compile=compile,
+    )
