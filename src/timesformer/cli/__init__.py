@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "extract",
     "explain",
     "export",
+    "serve",
 )
 
 
