@@ -178,7 +178,8 @@ def test_probabilities_are_the_logits_reduced(checkpoint):
     per_clip = predictor.probabilities(views, per_clip=3)
     assert per_clip.shape == (2, len(CLASSES))
     assert torch.equal(per_clip, probabilities_from_logits(logits, 3))
-    assert torch.equal(per_clip[1], probabilities_from_logits(logits[3:]))
+    # Another reduction (over a group's axis, not the first): equal up to rounding.
+    torch.testing.assert_close(per_clip[1], probabilities_from_logits(logits[3:]))
 
 
 def test_load_predictor_takes_the_command_lines_options(checkpoint, tmp_path):
