@@ -56,6 +56,9 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=300, help="training videos per class (300)")
     p.add_argument("--data-seed", type=int, default=7, help="seed of the sets (7)")
     p.add_argument("--work", default="runs/recipe_sets", help="sets and runs (%(default)s)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="a config override for every run (repeatable): a probe of the recipe, "
+                        "not the recipe")  # fmt: skip
     p.add_argument("--name", default=None, help="table file name (default: by device)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -67,8 +70,8 @@ def main() -> None:
         for scheme in items(args.schemes):
             for seed in (int(s) for s in items(args.seeds)):
                 run = work / "runs" / f"{data.name}-{scheme}-seed{seed}"
-                r = train_and_test(data, run, [f"model.attention={scheme}"], scheme, seed,
-                                   progress=False)  # fmt: skip
+                overrides = [f"model.attention={scheme}", *args.overrides]
+                r = train_and_test(data, run, overrides, scheme, seed, progress=False)
                 fps, frames, size = spec.split(":")
                 by_pair = " ".join(f"{100 * r.by_pair[p.forward]:.0f}"
                                    for p in PAIRS if p.forward in r.by_pair)  # fmt: skip
@@ -86,6 +89,7 @@ def main() -> None:
         f"--schemes {args.schemes}",
         f"--seeds {args.seeds}",
         f"--pairs {args.pairs}" if args.pairs != "all" else "",
+        *(f"--set {o}" for o in args.overrides),
         f"--per-class {args.per_class}" if args.per_class != 300 else "",
         f"--name {args.name}" if args.name else "",
     )
@@ -98,7 +102,9 @@ def main() -> None:
         f"--fps FPS --frames FRAMES --size SIZE --train-per-class {args.per_class} "
         f"--val-per-class 50` ({n_classes} classes in {len(pairs)} time-reversal pairs). Training: "
         "`timesformer train --config synthetic data.root=SET model.attention=SCHEME "
-        "run.seed=SEED`, nothing else changed. Test: 1 clip x 3 crops. direction: the true "
+        "run.seed=SEED`"
+        + (f" plus `{' '.join(args.overrides)}`" if args.overrides else ", nothing else changed")
+        + ". Test: 1 clip x 3 crops. direction: the true "
         "class scores above its time reversal (chance 50%); pair found: the prediction is in "
         "the right pair. By pair: the direction within each pair, in the order "
         + ", ".join(f"{p.name} ({p.forward}/{p.backward})" for p in PAIRS if p.name in pairs)
