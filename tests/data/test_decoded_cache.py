@@ -10,13 +10,20 @@ from timesformer.data.datasets import ClipConfig, VideoClipDataset
 from timesformer.data.frames import DecodedVideo, open_video
 
 
-def test_cached_clips_are_the_files_clips_and_the_file_is_read_once(tmp_path, monkeypatch):
+def two_datasets(tmp_path) -> tuple[VideoClipDataset, VideoClipDataset]:
+    """The same training set twice, the second to be cached: (plain, cached)."""
     root = make_synthetic(tmp_path / "set", train_per_class=2, val_per_class=1, frames=16,
                           size=32, style="simple", progress=False)  # fmt: skip
     config = ClipConfig(num_frames=4, sampling_rate=4, crop_size=32, train_scale=(32, 40))
-    plain = VideoClipDataset.from_folder(root / "train", mode="train", config=config)
-    cached = VideoClipDataset.from_folder(root / "train", mode="train", config=config)
+    plain, cached = (
+        VideoClipDataset.from_folder(root / "train", mode="train", config=config) for _ in "ab"
+    )
     cached.cache_decoded = True
+    return plain, cached
+
+
+def test_cached_clips_are_the_files_clips_and_the_file_is_read_once(tmp_path, monkeypatch):
+    plain, cached = two_datasets(tmp_path)
     opened = []
     import timesformer.data.datasets as datasets
 
@@ -45,13 +52,8 @@ def test_decoded_video_reads_as_its_reader(tmp_path):
         assert torch.equal(decoded.get_frames(idx), reader.get_frames(idx))  # exact: same decoder
 
 
-def test_cache_stops_at_its_limit_and_reads_the_rest_from_files(tmp_path, monkeypatch):
-    root = make_synthetic(tmp_path / "set", train_per_class=2, val_per_class=0, frames=16,
-                          size=32, style="simple", progress=False)  # fmt: skip
-    config = ClipConfig(num_frames=4, sampling_rate=4, crop_size=32, train_scale=(32, 40))
-    plain = VideoClipDataset.from_folder(root / "train", mode="train", config=config)
-    capped = VideoClipDataset.from_folder(root / "train", mode="train", config=config)
-    capped.cache_decoded = True
+def test_cache_stops_at_its_limit_and_reads_the_rest_from_files(tmp_path):
+    plain, capped = two_datasets(tmp_path)
     one_video = 16 * 32 * 32 * 3
     capped.cache_limit_mb = 2.5 * one_video / 2**20  # room for three videos
     for epoch in range(2):
