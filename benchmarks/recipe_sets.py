@@ -27,22 +27,26 @@ from harness import command, items, machine, result, write_result
 
 from timesformer.data.synthetic import make_synthetic
 from timesformer.demo import train_and_test
-from timesformer.names import PAIRS
+from timesformer.names import PAIRS, ROTATIONS
 
 SETS = ("12:16:32", "24:32:64", "60:48:128")
 
 
-def make_set(root: Path, spec: str, pairs: list[str], per_class: int, seed: int) -> Path:
+def make_set(
+    root: Path, spec: str, pairs: list[str], per_class: int, seed: int, rotation: str
+) -> Path:
     """The set ``FPS:FRAMES:SIZE`` of ``pairs`` under ``root`` (written once: same seed, same
     files)."""
     fps, frames, size = (float(v) if i == 0 else int(v) for i, v in enumerate(spec.split(":")))
-    data = root / "-".join([spec.replace(":", "-"), *([] if len(pairs) == len(PAIRS) else pairs)])
+    parts = [spec.replace(":", "-"), *([] if len(pairs) == len(PAIRS) else pairs)]
+    data = root / "-".join(parts + ([] if rotation == "up" else [f"rotation_{rotation}"]))
     meta = data / "meta.json"
     have = json.loads(meta.read_text()) if meta.is_file() else {}
-    if have.get("train_per_class") != per_class or have.get("seed") != seed:
+    want = {"train_per_class": per_class, "seed": seed, "rotation": rotation}
+    if any(have.get(k) != v for k, v in want.items()):
         print(f"writing {data} ...", flush=True)
         make_synthetic(data, seed=seed, pairs=pairs, train_per_class=per_class, val_per_class=50,
-                       frames=frames, size=size, fps=fps, style="simple",
+                       frames=frames, size=size, fps=fps, style="simple", rotation=rotation,
                        overwrite=True)  # fmt: skip
     return data
 
@@ -55,6 +59,8 @@ def main() -> None:
     p.add_argument("--pairs", default="all", help="pairs of motions (%(default)s: all six)")
     p.add_argument("--per-class", type=int, default=300, help="training videos per class (300)")
     p.add_argument("--data-seed", type=int, default=7, help="seed of the sets (7)")
+    p.add_argument("--rotation", choices=ROTATIONS, default="up",
+                   help="where the rotation pair's tip points at mid-clip (up)")  # fmt: skip
     p.add_argument("--work", default="runs/recipe_sets", help="sets and runs (%(default)s)")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="a config override for every run (repeatable): a probe of the recipe, "
@@ -66,7 +72,7 @@ def main() -> None:
     pairs = [p.name for p in PAIRS] if args.pairs == "all" else items(args.pairs)
     rows = []
     for spec in items(args.sets):
-        data = make_set(work / "data", spec, pairs, args.per_class, args.data_seed)
+        data = make_set(work / "data", spec, pairs, args.per_class, args.data_seed, args.rotation)
         for scheme in items(args.schemes):
             for seed in (int(s) for s in items(args.seeds)):
                 run = work / "runs" / f"{data.name}-{scheme}-seed{seed}"
@@ -91,6 +97,7 @@ def main() -> None:
         f"--pairs {args.pairs}" if args.pairs != "all" else "",
         *(f"--set {o}" for o in args.overrides),
         f"--per-class {args.per_class}" if args.per_class != 300 else "",
+        f"--rotation {args.rotation}" if args.rotation != "up" else "",
         f"--name {args.name}" if args.name else "",
     )
     n_classes = 2 * len(pairs)
@@ -99,7 +106,8 @@ def main() -> None:
         "",
         f"Each set: `timesformer data synth --pairs {args.pairs} --style simple "
         f"--seed {args.data_seed} "
-        f"--fps FPS --frames FRAMES --size SIZE --train-per-class {args.per_class} "
+        + (f"--rotation {args.rotation} " if args.rotation != "up" else "")
+        + f"--fps FPS --frames FRAMES --size SIZE --train-per-class {args.per_class} "
         f"--val-per-class 50` ({n_classes} classes in {len(pairs)} time-reversal pairs). Training: "
         "`timesformer train --config synthetic data.root=SET model.attention=SCHEME "
         "run.seed=SEED`"

@@ -42,3 +42,5 @@ PAIRS: tuple[Pair, ...] = (
 )
 DEFAULT_PAIRS: tuple[str, ...] = ("horizontal", "vertical", "rotation", "depth")
 STYLES: tuple[str, ...] = ("rich", "simple")
+# Where the rotation pair's tip points at mid-clip: "up" (within 30 degrees) or "any" way.
+ROTATIONS: tuple[str, ...] = ("up", "any")

@@ -94,6 +94,7 @@ def test_data_synth(tmp_path, capsys):
     assert len(list((out / "val").rglob("*.mp4"))) == 4
     meta = json.loads((out / "meta.json").read_text())
     assert (meta["seed"], meta["frames"], meta["size"], meta["crf"]) == (4, 6, 32, 0)
+    assert meta["rotation"] == "up"
     # A second run into the same folder is refused in one line, not a traceback.
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
@@ -111,6 +112,14 @@ def test_data_synth(tmp_path, capsys):
 def test_data_synth_bad_arguments(tmp_path, capsys, extra, words):
     assert main(["data", "synth", str(tmp_path / "x"), *extra]) == 2
     assert words in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_data_synth_unknown_rotation_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["data", "synth", str(tmp_path / "x"), "--rotation", "down"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'down'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

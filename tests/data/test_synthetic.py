@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 
@@ -261,3 +262,33 @@ def test_a_rotating_object_has_one_tip_so_its_turn_is_not_aliased(style):
     for _ in range(20):
         radii = sorted(sample_params("rotation", rng, 16, 32, style).vertex_radii)
         assert radii[-1] == 1.0 and radii[-2] <= 0.55
+
+
+def _tip_angle(params, k: int) -> float:
+    """Screen angle (y down, radians) of the farthest lit pixel from the centre, frame k."""
+    frame = render("clockwise", params)[k].astype(float).mean(-1)
+    ys, xs = np.nonzero(frame > 128)
+    cx, cy = params.center
+    far = ((xs + 0.5 - cx) ** 2 + (ys + 0.5 - cy) ** 2).argmax()
+    return float(np.arctan2(ys[far] + 0.5 - cy, xs[far] + 0.5 - cx))
+
+
+def test_rotation_up_points_the_tip_up_at_mid_clip_and_any_keeps_every_other_value():
+    # "up": a single frame shows which side of the turn it is on (clockwise: the tip left of
+    # up early, right of up late); "any" differs from it in the orientation only.
+    for i in range(12):
+        up = sample_params("rotation", np.random.default_rng(i), 17, 64, "simple")
+        anyway = sample_params("rotation", np.random.default_rng(i), 17, 64, "simple", "any")
+        assert up == dataclasses.replace(anyway, angle=up.angle)
+        mid = _tip_angle(up, 8)
+        assert abs(mid + np.pi / 2) < np.pi / 6 + 0.2, mid  # up, within 30 degrees (+ pixels)
+        assert np.cos(_tip_angle(up, 0)) < 0 < np.cos(_tip_angle(up, 16))  # left, then right
+    # Other pairs draw the same values whatever the rotation setting.
+    for pair in ("horizontal", "fade"):
+        a = sample_params(pair, np.random.default_rng(5), rotation="up")
+        assert a == sample_params(pair, np.random.default_rng(5), rotation="any")
+    angles = [sample_params("rotation", np.random.default_rng(i), rotation="any").angle
+              for i in range(40)]  # fmt: skip
+    assert np.ptp(np.mod(angles, 2 * np.pi)) > np.pi  # "any": orientations all round
+    with pytest.raises(TimesformerError, match="unknown rotation 'sideways'"):
+        sample_params("rotation", np.random.default_rng(0), rotation="sideways")

@@ -85,6 +85,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "larger, which a small model learns from scratch on a CPU (the demo uses it)",
     )
     s.add_argument(
+        "--rotation",
+        choices=names.ROTATIONS,
+        default="up",
+        help="the rotation pair: up (default): the tip points within 30 degrees of up at "
+        "mid-clip, so one frame shows which side of the turn it lies on, as in the other pairs; "
+        "any: any way, so only the change between frames shows the direction",
+    )
+    s.add_argument(
         "--overwrite", action="store_true", help="replace OUT if it is a folder that exists"
     )
     s.set_defaults(func=run)
@@ -203,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
             fps=args.fps,
             crf=args.crf,
             style=args.style,
+            rotation=args.rotation,
             overwrite=args.overwrite,
         )
     n = len(pairs) * 2

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from timesformer.errors import TimesformerError
-from timesformer.names import DEFAULT_PAIRS, PAIRS, STYLES, Pair
+from timesformer.names import DEFAULT_PAIRS, PAIRS, ROTATIONS, STYLES, Pair
 
 __all__ = [
     "DEFAULT_PAIRS",
@@ -103,7 +103,12 @@ class SynthParams:
 
 
 def sample_params(
-    pair: str, rng: np.random.Generator, frames: int = 16, size: int = 64, style: str = "rich"
+    pair: str,
+    rng: np.random.Generator,
+    frames: int = 16,
+    size: int = 64,
+    style: str = "rich",
+    rotation: str = "up",
 ) -> SynthParams:
     """Draw parameters for one video of ``pair`` (the same distribution for both classes).
 
@@ -111,9 +116,20 @@ def sample_params(
     same shapes, motions, sizes and positions, drawn plain white on black and 1.6x larger, which
     a small transformer learns from scratch within a CPU budget (the demo's set); random colours
     and textures make a from-scratch model need far more clips before it sees the motion.
+
+    ``rotation`` (rotation pair only): ``"up"``, the turning object's tip points within 30
+    degrees of up at mid-clip, as every other pair's object passes a typical state at mid-clip
+    (near the middle of the frame, mid size, half faded), so a single frame shows which side of
+    the turn it lies on (clockwise: the tip left of up early, right of up late); ``"any"``: any
+    way, so only the change between frames shows the direction. The two draw the same values
+    but for the orientation.
     """
     if style not in STYLES:
         raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    if rotation not in ROTATIONS:
+        raise TimesformerError(
+            f"unknown rotation {rotation!r}; choose one of {', '.join(ROTATIONS)}"
+        )
     _pair(pair)
     if frames < 2 or size < 16:
         raise TimesformerError(
@@ -188,6 +204,11 @@ def sample_params(
             texture="plain",
             radius=params.radius * 1.6,
         )
+    if pair == "rotation" and rotation == "up":
+        # Drawn last, so that "any" and "up" share every other value. The tip is vertex 0;
+        # y points down, so -pi/2 is up.
+        tip_up = -math.pi / 2 - params.vertex_angles[0]
+        params = replace(params, angle=float(tip_up + rng.uniform(-math.pi / 6, math.pi / 6)))
     return params
 
 
@@ -347,6 +368,7 @@ def make_synthetic(
     fps: float = 30.0,
     crf: int = 0,
     style: str = "rich",
+    rotation: str = "up",
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -370,6 +392,10 @@ def make_synthetic(
         raise TimesformerError("no pairs to generate")
     if style not in STYLES:
         raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    if rotation not in ROTATIONS:
+        raise TimesformerError(
+            f"unknown rotation {rotation!r}; choose one of {', '.join(ROTATIONS)}"
+        )
     if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
         raise TimesformerError("need at least one video per class")
     names = class_names(pairs)
@@ -382,7 +408,7 @@ def make_synthetic(
                     pair = _pair(name)
                     for i in range(count):
                         rng = _clip_rng(seed, split, name, i)
-                        params = sample_params(name, rng, frames, size, style)
+                        params = sample_params(name, rng, frames, size, style, rotation)
                         for cls in (pair.forward, pair.backward):
                             folder = tmp / split / cls
                             folder.mkdir(parents=True, exist_ok=True)
@@ -398,6 +424,7 @@ def make_synthetic(
             "frames": frames,
             "size": size,
             "style": style,
+            "rotation": rotation,
             "fps": fps,
             "codec": "libx264",
             "crf": crf,
