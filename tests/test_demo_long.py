@@ -39,7 +39,7 @@ TINY = dict(
 def _row(name: str, frames: int, top1: float | None, sampling: str = "segment") -> LongResult:
     return LongResult(
         name=name,
-        attention="divided" if name == "window" else name,
+        attention="joint" if name == "window" else name,
         frames=frames,
         tokens=frames * 4,
         sampling=sampling,
@@ -97,6 +97,7 @@ def test_miniature_long_demo(tmp_path):
         assert math.isfinite(r.train_s) and r.train_s > 0
         assert r.peak_mib is None or (math.isfinite(r.peak_mib) and r.peak_mib >= 0)
     window = rows[4]
+    assert window.attention == "joint"  # the scheme that learns the 8-frame whole-video task
     assert window.clip_s == 4 * 2 / 8.0 and 0.0 <= window.extra["one_window_top1"] <= 1.0
     report = (tmp_path / "results.md").read_text()
     assert format_table8(rows) in report and "order" in report
