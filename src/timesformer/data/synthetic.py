@@ -102,6 +102,11 @@ class SynthParams:
     opacity: float  # mid-clip opacity (fade)
 
 
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise TimesformerError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
 def sample_params(
     pair: str,
     rng: np.random.Generator,
@@ -124,12 +129,8 @@ def sample_params(
     way, so only the change between frames shows the direction. The two draw the same values
     but for the orientation.
     """
-    if style not in STYLES:
-        raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
-    if rotation not in ROTATIONS:
-        raise TimesformerError(
-            f"unknown rotation {rotation!r}; choose one of {', '.join(ROTATIONS)}"
-        )
+    _check_choice("style", style, STYLES)
+    _check_choice("rotation", rotation, ROTATIONS)
     _pair(pair)
     if frames < 2 or size < 16:
         raise TimesformerError(
@@ -390,12 +391,8 @@ def make_synthetic(
         _pair(name)
     if not pairs:
         raise TimesformerError("no pairs to generate")
-    if style not in STYLES:
-        raise TimesformerError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
-    if rotation not in ROTATIONS:
-        raise TimesformerError(
-            f"unknown rotation {rotation!r}; choose one of {', '.join(ROTATIONS)}"
-        )
+    _check_choice("style", style, STYLES)
+    _check_choice("rotation", rotation, ROTATIONS)
     if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
         raise TimesformerError("need at least one video per class")
     names = class_names(pairs)
