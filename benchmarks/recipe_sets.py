@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch
@@ -76,6 +77,9 @@ def main() -> None:
         for scheme in items(args.schemes):
             for seed in (int(s) for s in items(args.seeds)):
                 run = work / "runs" / f"{data.name}-{scheme}-seed{seed}"
+                if (run / "config.yaml").is_file():
+                    # This script's own earlier run: replaced, not kept beside as RUN.old-N.
+                    shutil.rmtree(run)
                 overrides = [f"model.attention={scheme}", *args.overrides]
                 r = train_and_test(data, run, overrides, scheme, seed, progress=False)
                 fps, frames, size = spec.split(":")
