@@ -60,3 +60,33 @@ def test_a_checkpoint_with_both_embeddings_starts_a_model_without_them(tmp_path)
     assert blind.time_embed is None and report.dropped == ["time_embed"]
     assert "left out by model.pos_embed: time_embed" in report.summary()
     torch.testing.assert_close(blind.pos_embed, model.pos_embed, rtol=0, atol=0)  # exact: a copy
+
+
+def test_sincos_time_embed_tells_early_from_late_along_one_direction():
+    from timesformer.layers import sincos_time_embed
+
+    for frames, dim in ((8, 24), (32, 96), (96, 96)):
+        table = sincos_time_embed(frames, dim)
+        assert table.shape == (frames, dim)
+        assert abs(table.pow(2).mean().item() - 1.0) < 0.1  # unit variance per entry
+        slowest_cos = table[:, dim - 1]  # about half a cycle over the clip
+        assert (slowest_cos[: int(0.4 * frames)] > 0).all() and (
+            slowest_cos[frames // 2 :] < 0
+        ).all()
+        # Neighbouring frames start closer than frames far apart.
+        near = (table[1:] - table[:-1]).norm(dim=1).mean()
+        far = (table[frames // 2 :] - table[: frames - frames // 2]).norm(dim=1).mean()
+        assert near < far
+    assert sincos_time_embed(4, 7)[:, 6].eq(0).all()  # an odd last column stays zero
+
+
+def test_time_embed_init_sincos_starts_the_table_at_its_std():
+    from timesformer.layers import sincos_time_embed
+
+    model = tiny(time_embed_std=0.5, time_embed_init="sincos")
+    t, d = model.time_embed.shape[1:]
+    torch.testing.assert_close(model.time_embed.detach()[0], 0.5 * sincos_time_embed(t, d))
+    assert tiny(time_embed_std=0.5).config.time_embed_init == "normal"
+    assert tiny(time_embed_init="sincos").time_embed.detach().eq(0).all()  # std 0: zeros
+    with pytest.raises(ConfigError, match="time_embed_init must be one of normal, sincos"):
+        tiny(time_embed_init="smooth")

@@ -13,6 +13,8 @@ _INTERP_MODES = ("nearest", "bilinear", "bicubic")
 #: ``ModelConfig.pos_embed``: which position embeddings the model adds (the paper's Table 4).
 POS_EMBEDS = ("space_time", "space", "none")
 EXTRA_STEP_INITS = ("zeros", "normal")
+#: ``ModelConfig.time_embed_init``: how the time embedding starts (at ``time_embed_std``).
+TIME_EMBED_INITS = ("normal", "sincos")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class ModelConfig:
     (``temporal_fc``) at zero, so that a model built on image weights is the image model at step
     0; from scratch that also starves the extra steps of gradient for the first hundreds of
     steps, and ``normal`` starts them like every other linear (truncated normal, std 0.02).
+    ``time_embed_init``: ``normal`` draws each frame's time embedding at random; ``sincos``
+    starts it as sines and cosines of the frame's place in the clip (``sincos_time_embed``), so
+    that neighbouring frames start alike and "early against late" is one direction from the
+    first step. Both at ``time_embed_std`` (0: zeros).
     """
 
     attention: str = "divided"
@@ -52,6 +58,7 @@ class ModelConfig:
     time_embed_std: float = 0.0
     pos_embed: str = "space_time"
     extra_step_init: str = "zeros"
+    time_embed_init: str = "normal"
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -98,6 +105,11 @@ class ModelConfig:
             raise ConfigError(
                 f"extra_step_init must be one of {', '.join(EXTRA_STEP_INITS)}, "
                 f"got {self.extra_step_init!r}"
+            )
+        if self.time_embed_init not in TIME_EMBED_INITS:
+            raise ConfigError(
+                f"time_embed_init must be one of {', '.join(TIME_EMBED_INITS)}, "
+                f"got {self.time_embed_init!r}"
             )
         if self.mlp_ratio <= 0:
             raise ConfigError(f"mlp_ratio must be positive, got {self.mlp_ratio}")

@@ -15,6 +15,7 @@ from timesformer.layers import (
     resize_pos_embed,
     resize_time_embed,
     set_fused_attention,
+    sincos_time_embed,
 )
 from timesformer.schemes import SCHEMES, Grid, fast_block
 
@@ -86,8 +87,13 @@ class TimeSformer(nn.Module):
             nn.init.trunc_normal_(self.pos_embed, std=self.config.pos_embed_std)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         if self.time_embed is not None:
-            if self.config.time_embed_std > 0:
-                nn.init.normal_(self.time_embed, std=self.config.time_embed_std)
+            std = self.config.time_embed_std
+            if std > 0 and self.config.time_embed_init == "sincos":
+                with torch.no_grad():
+                    t, d = self.time_embed.shape[1:]
+                    self.time_embed.copy_(std * sincos_time_embed(t, d)[None])
+            elif std > 0:
+                nn.init.normal_(self.time_embed, std=std)
             else:
                 nn.init.zeros_(self.time_embed)
         for m in self.modules():

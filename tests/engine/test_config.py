@@ -109,3 +109,25 @@ def test_data_fields_is_the_inverse_of_clip_config():
                       train_scale=(16, 20), flip=False, num_clips=2, num_crops=1)  # fmt: skip
     cfg = load_config(overrides=ROOT, base={"data": data_fields(clip)})
     assert clip_config(cfg) == clip
+
+
+def test_model_init_options_reach_the_model(tmp_path):
+    from timesformer.engine.builders import build_model
+
+    cfg = load_config(
+        [],
+        [
+            f"data.root={tmp_path}",
+            "model.name=timesformer_tiny",
+            "data.num_frames=4",
+            "data.crop_size=16",
+            "model.time_embed_std=1.0",
+            "model.time_embed_init=sincos",
+            "model.extra_step_init=normal",
+        ],
+    )
+    config = build_model(cfg, 3).config
+    assert (config.time_embed_init, config.extra_step_init) == ("sincos", "normal")
+    assert config.time_embed_std == 1.0 and config.num_frames == 4
+    with pytest.raises(ConfigError, match=r"model\.time_embed_init must be one of normal, sincos"):
+        load_config([], [f"data.root={tmp_path}", "model.time_embed_init=smooth"])

@@ -142,6 +142,7 @@ def build_model(
         "pos_embed_std": m.pos_embed_std,
         "pos_embed": m.pos_embed,
         "extra_step_init": m.extra_step_init,
+        "time_embed_init": m.time_embed_init,
     }
     # The same fields build a fresh model or override those of the checkpoint it starts from.
     model = load_checkpoint(m.init, **fields) if m.init else create_model(m.name, **fields)

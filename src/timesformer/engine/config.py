@@ -17,6 +17,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from timesformer.config import EXTRA_STEP_INITS, TIME_EMBED_INITS
 from timesformer.errors import ConfigError
 
 
@@ -40,6 +41,9 @@ class ModelSection:
     # zeros: each block's extra-step linear (temporal_fc) starts at zero, the reference's start
     # from an image model; normal: like every other linear, for training from scratch
     extra_step_init: str = "zeros"
+    # normal: each frame's time embedding at random; sincos: sines and cosines of the frame's
+    # place in the clip, so early against late is one direction from the first step
+    time_embed_init: str = "normal"
     pos_embed: str = "space_time"  # space_time | space (no time embedding) | none (Table 4)
     init: str | None = None  # a checkpoint load_checkpoint reads (ImageNet ViT, K400, own run)
     grad_checkpointing: bool = False
@@ -136,6 +140,8 @@ _CHOICES = {
     "optim.schedule": ("steps", "cosine"),
     "run.precision": ("fp32", "bf16", "fp16", "int8"),
     "run.eval_reduce": ("sum", "softmax"),
+    "model.extra_step_init": EXTRA_STEP_INITS,
+    "model.time_embed_init": TIME_EMBED_INITS,
 }
 _POSITIVE = (
     "data.num_frames",

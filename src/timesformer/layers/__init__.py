@@ -6,7 +6,7 @@ from timesformer.layers.drop import DropPath
 from timesformer.layers.linear import Linear, quantize_int8
 from timesformer.layers.mlp import Mlp
 from timesformer.layers.patch_embed import PatchEmbed
-from timesformer.layers.pos_embed import resize_pos_embed, resize_time_embed
+from timesformer.layers.pos_embed import resize_pos_embed, resize_time_embed, sincos_time_embed
 
 __all__ = [
     "Attention",
@@ -22,4 +22,5 @@ __all__ = [
     "resize_time_embed",
     "set_backend",
     "set_fused_attention",
+    "sincos_time_embed",
 ]

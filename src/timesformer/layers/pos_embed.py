@@ -1,4 +1,5 @@
-"""Resizing of the learned position embeddings to other grids and frame counts.
+"""Resizing of the learned position embeddings to other grids and frame counts, and a smooth
+start for the time embedding.
 
 Used both at run time (a clip of another size than the model was built for) and when a
 checkpoint is loaded into a model of another size, so both paths give the same numbers.
@@ -62,3 +63,20 @@ def resize_time_embed(time_embed: Tensor, num_frames: int, mode: str = "nearest"
         time_embed.transpose(1, 2), size=num_frames, mode=mode, **_interp_kwargs(mode)
     )
     return t.transpose(1, 2)
+
+
+def sincos_time_embed(num_frames: int, dim: int) -> Tensor:
+    """(num_frames, dim): sines and cosines of each frame's place t / num_frames in the clip, at
+    dim // 2 frequencies spaced geometrically from num_frames / 2 cycles over the clip down to
+    about half a cycle, scaled to unit variance per entry. The slowest pair separates the first
+    half of the clip from the second along one direction; the fastest tells neighbours apart.
+    An odd last column is zero."""
+    half = dim // 2
+    place = torch.arange(num_frames, dtype=torch.float64)[:, None] / num_frames
+    k = torch.arange(half, dtype=torch.float64)[None, :]
+    cycles = (num_frames / 2) * torch.exp(-k / max(half, 1) * math.log(max(num_frames, 2)))
+    angle = 2 * math.pi * place * cycles
+    table = torch.zeros(num_frames, dim, dtype=torch.float64)
+    table[:, :half] = torch.sin(angle)
+    table[:, half : 2 * half] = torch.cos(angle)
+    return (table * math.sqrt(2)).float()
