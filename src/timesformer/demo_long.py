@@ -4,12 +4,12 @@ The paper trains TimeSformer on HowTo100M with 8, 32, 64 and 96 input frames and
 accuracy rises with the time one clip covers (56.8 / 61.2 / 62.2 / 62.6 top-1). Here the videos
 are 24 s long and their class is the order of two short flashes at least 3 s apart
 (``timesformer.data.long_synthetic``): the frames of every class are the same, only their order
-differs. The demo trains the same small model (the shipped ``synthetic`` config) with 8, 32 and
-96 frames sampled uniformly over the whole video (segment sampling), with divided and with joint
-space-time attention, and an 8-frame joint model on short windows (8 frames x rate 4: 2.7 s) whose
-predictions are averaged over windows tiling the whole video (what ``predict --windows`` does):
-each window sees at most one flash and cannot tell where in the video it lies, so that average
-cannot tell the order.
+differs. The demo trains the same small model (the shipped ``synthetic`` config, its time
+embedding started smooth) with 8, 32 and 96 frames sampled uniformly over the whole video
+(segment sampling), with divided and with joint space-time attention, and an 8-frame joint model
+on short windows (8 frames x rate 4: 2.7 s) whose predictions are averaged over windows tiling
+the whole video (what ``predict --windows`` does): each window sees at most one flash and cannot
+tell where in the video it lies, so that average cannot tell the order.
 
 Each row records top-1 on the validation split, the seconds and the peak memory of its training,
 and, measured on the model alone (a random batch, no data loading), the seconds of one training
@@ -60,8 +60,9 @@ PAPER_TABLE8: dict[int, float] = {8: 56.8, 32: 61.2, 64: 62.2, 96: 62.6}
 
 @dataclass
 class LongDemoSettings:
-    """What ``run_long_demo`` generates, trains and times. The defaults take about 5 minutes
-    on 2 CPU cores; ``seed`` seeds both the data set and the training (one run per seed)."""
+    """What ``run_long_demo`` generates, trains and times. The defaults take about 18 minutes a
+    seed on a CPU core (docs/results.md); ``seed`` seeds both the data set and the training
+    (one run per seed)."""
 
     out: Path = Path("runs/demo_long")
     seed: int = 0
